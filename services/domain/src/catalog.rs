@@ -1,0 +1,131 @@
+//! Every event type and version the log can hold: the feed maps them to
+//! CloudEvents types, `schemas/` is generated from it.
+
+use schemars::{JsonSchema, Schema};
+
+use crate::company::{
+    CompanyRegistered, RecognitionGranted, RecognitionReinstated, RecognitionRevoked,
+    RecognitionSuspended,
+};
+
+/// One event type at one version.
+#[derive(Debug, Clone, Copy)]
+pub struct EventKind {
+    /// The aggregate type as stored (`Aggregate::TYPE`).
+    pub aggregate: &'static str,
+    /// The event type as stored (`DomainEvent::event_type`), in PascalCase.
+    pub name: &'static str,
+    /// The event version as stored (`DomainEvent::event_version`).
+    pub version: &'static str,
+    /// The JSON Schema of the payload at this version.
+    pub schema: fn() -> Schema,
+}
+
+fn schema_of<T: JsonSchema>() -> Schema {
+    schemars::schema_for!(T)
+}
+
+/// All event kinds, current versions last for each type.
+pub static EVENT_CATALOG: &[EventKind] = &[
+    EventKind {
+        aggregate: "company",
+        name: "CompanyRegistered",
+        version: "1",
+        schema: schema_of::<CompanyRegistered>,
+    },
+    EventKind {
+        aggregate: "company",
+        name: "RecognitionGranted",
+        version: "1",
+        schema: schema_of::<RecognitionGranted>,
+    },
+    EventKind {
+        aggregate: "company",
+        name: "RecognitionSuspended",
+        version: "1",
+        schema: schema_of::<RecognitionSuspended>,
+    },
+    EventKind {
+        aggregate: "company",
+        name: "RecognitionReinstated",
+        version: "1",
+        schema: schema_of::<RecognitionReinstated>,
+    },
+    EventKind {
+        aggregate: "company",
+        name: "RecognitionRevoked",
+        version: "1",
+        schema: schema_of::<RecognitionRevoked>,
+    },
+];
+
+impl EventKind {
+    /// The CloudEvents `type`: `nl.stagepact.<aggregate>.<event_in_snake_case>`.
+    pub fn cloud_type(&self) -> String {
+        cloud_type(self.aggregate, self.name)
+    }
+
+    /// Where the schema lives under `schemas/`, e.g. `company/recognition_granted.v1.json`.
+    pub fn schema_path(&self) -> String {
+        format!("{}/{}.v{}.json", self.aggregate, snake_case(self.name), self.version)
+    }
+}
+
+/// The CloudEvents type of a stored event.
+pub fn cloud_type(aggregate: &str, event_type: &str) -> String {
+    format!("nl.stagepact.{aggregate}.{}", snake_case(event_type))
+}
+
+/// The stored (aggregate, event type) of a CloudEvents type, if it is one of ours.
+pub fn stored_type(cloud_type: &str) -> Option<(&'static str, &'static str)> {
+    EVENT_CATALOG
+        .iter()
+        .find(|kind| kind.cloud_type() == cloud_type)
+        .map(|kind| (kind.aggregate, kind.name))
+}
+
+fn snake_case(pascal: &str) -> String {
+    let mut out = String::with_capacity(pascal.len() + 4);
+    for (i, c) in pascal.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_types_follow_the_naming_contract() {
+        assert_eq!(
+            cloud_type("company", "RecognitionSuspended"),
+            "nl.stagepact.company.recognition_suspended"
+        );
+        assert_eq!(
+            stored_type("nl.stagepact.company.company_registered"),
+            Some(("company", "CompanyRegistered"))
+        );
+        assert_eq!(stored_type("nl.stagepact.company.nope"), None);
+    }
+
+    #[test]
+    fn every_kind_has_an_object_schema() {
+        for kind in EVENT_CATALOG {
+            let schema = (kind.schema)();
+            assert_eq!(
+                schema.get("type").and_then(|t| t.as_str()),
+                Some("object"),
+                "{}",
+                kind.name
+            );
+        }
+    }
+}
