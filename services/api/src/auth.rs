@@ -1,0 +1,269 @@
+//! Bearer-token authentication (JWT with the claims contract of DESIGN §5) and
+//! the caller it yields.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::config::{JwtConfig, JwtKey};
+use crate::problem::ApiError;
+use crate::server::AppState;
+
+/// Who the caller is to the pact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A student (student app).
+    Student,
+    /// School staff or a school's ERP; `org` is the school's BRIN code.
+    School,
+    /// A learning company's trainer; `org` is SBB's company id.
+    Company,
+    /// SBB (Samenwerkingsorganisatie Beroepsonderwijs Bedrijfsleven).
+    Sbb,
+    /// A monitor (ministry, region): aggregates only.
+    Monitor,
+}
+
+impl Role {
+    /// The role as in tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Student => "student",
+            Self::School => "school",
+            Self::Company => "company",
+            Self::Sbb => "sbb",
+            Self::Monitor => "monitor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The claims of a Stagepact token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Subject: who acts (a staff member, an app user).
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// The caller's role.
+    pub role: Role,
+    /// The organisation: school BRIN for `school`, SBB company id for `company`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// The student id, for `student`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<String>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// `sub`.
+    pub subject: String,
+    /// `role`.
+    pub role: Role,
+    /// `org`, required for schools and companies.
+    pub org: Option<String>,
+    /// `student`, required for students.
+    pub student: Option<String>,
+}
+
+impl Principal {
+    /// Refuses the caller unless its role is one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("the {} role may not do this", self.role)))
+        }
+    }
+
+    /// For a company caller, whether `company_id` is its own company.
+    pub fn is_company(&self, company_id: &str) -> bool {
+        self.role == Role::Company && self.org.as_deref() == Some(company_id)
+    }
+
+    /// A key that separates callers, e.g. for idempotency records.
+    pub fn scope(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.role,
+            self.org.as_deref().unwrap_or(""),
+            self.student.as_deref().unwrap_or(""),
+            self.subject
+        )
+    }
+}
+
+/// Verifies tokens against the configured key, issuer and audience.
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+    signer: Option<EncodingKey>,
+    issuer: String,
+    audience: String,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator").field("algorithms", &self.validation.algorithms).finish()
+    }
+}
+
+/// A key that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid JWT key: {0}")]
+pub struct KeyError(#[from] jsonwebtoken::errors::Error);
+
+impl Authenticator {
+    /// An authenticator for `config`. The algorithm is pinned by the key type:
+    /// a token signed with any other algorithm (or `none`) is refused.
+    pub fn new(config: &JwtConfig) -> Result<Self, KeyError> {
+        let (algorithm, key, signer) = match &config.key {
+            JwtKey::Hs256(secret) => (
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret),
+                Some(EncodingKey::from_secret(secret)),
+            ),
+            JwtKey::Rs256(pem) => (Algorithm::RS256, DecodingKey::from_rsa_pem(pem)?, None),
+            JwtKey::Es256(pem) => (Algorithm::ES256, DecodingKey::from_ec_pem(pem)?, None),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.required_spec_claims =
+            ["exp", "iss", "aud", "sub"].into_iter().map(str::to_owned).collect::<HashSet<_>>();
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        Ok(Self {
+            key,
+            validation,
+            signer,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+        })
+    }
+
+    /// The caller a token stands for.
+    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|error| ApiError::Unauthorized(format!("invalid token: {error}")))?;
+        let claims = data.claims;
+        let needs = |present: &Option<String>, claim: &str| match present.as_deref() {
+            Some(value) if !value.trim().is_empty() => Ok(()),
+            _ => Err(ApiError::Unauthorized(format!(
+                "invalid token: the {} role needs the `{claim}` claim",
+                claims.role
+            ))),
+        };
+        match claims.role {
+            Role::School | Role::Company => needs(&claims.org, "org")?,
+            Role::Student => needs(&claims.student, "student")?,
+            Role::Sbb | Role::Monitor => {}
+        }
+        if claims.sub.trim().is_empty() {
+            return Err(ApiError::Unauthorized("invalid token: empty `sub`".into()));
+        }
+        Ok(Principal {
+            subject: claims.sub,
+            role: claims.role,
+            org: claims.org,
+            student: claims.student,
+        })
+    }
+
+    /// Mints a token with the configured HS256 secret (for trying the API).
+    pub fn mint(
+        &self,
+        subject: &str,
+        role: Role,
+        org: Option<String>,
+        student: Option<String>,
+        valid_for_seconds: u64,
+    ) -> Result<String, MintError> {
+        let signer = self.signer.as_ref().ok_or(MintError::NoSecret)?;
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: subject.to_owned(),
+            exp: now + valid_for_seconds,
+            iat: Some(now),
+            nbf: None,
+            role,
+            org,
+            student,
+        };
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, signer)?)
+    }
+}
+
+/// Why a token could not be minted.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    /// Only the HS256 secret can sign; public keys cannot.
+    #[error("tokens can only be minted with an HS256 secret (STAGEPACT_JWT_SECRET)")]
+    NoSecret,
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+/// The bearer token of a request, if it has one.
+pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => {
+            Err(ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into()))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let principal = state.auth.verify(bearer(parts)?)?;
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}

@@ -1,0 +1,54 @@
+//! The API's settings (the binary fills them from flags and environment).
+
+use std::time::Duration;
+
+/// How tokens are verified (and, for HS256, minted).
+#[derive(Clone)]
+pub enum JwtKey {
+    /// HS256 with a shared secret.
+    Hs256(Vec<u8>),
+    /// RS256 with a PEM public key.
+    Rs256(Vec<u8>),
+    /// ES256 with a PEM public key.
+    Es256(Vec<u8>),
+}
+
+impl std::fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a secret.
+        f.write_str(match self {
+            Self::Hs256(_) => "Hs256(..)",
+            Self::Rs256(_) => "Rs256(..)",
+            Self::Es256(_) => "Es256(..)",
+        })
+    }
+}
+
+/// Token settings: key, and the issuer and audience every token must carry.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// The verification key and algorithm.
+    pub key: JwtKey,
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Tokens.
+    pub jwt: JwtConfig,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Longest a read waits for projections to reach `min_position`.
+    pub min_position_wait: Duration,
+}
+
+impl ApiConfig {
+    /// Defaults around a token configuration.
+    pub fn new(jwt: JwtConfig) -> Self {
+        Self { jwt, body_limit: 64 * 1024, min_position_wait: Duration::from_secs(5) }
+    }
+}

@@ -1,0 +1,133 @@
+//! Our own extractors, so that even a request that cannot be parsed gets a problem.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::problem::{ApiError, FieldError};
+
+/// A JSON body; a body that does not parse becomes a problem naming the field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(error) => {
+            // serde's message names the path, e.g. "name: invalid type: ...".
+            let text = std::error::Error::source(&error)
+                .map_or_else(|| error.body_text(), ToString::to_string);
+            let (field, message) = match text.split_once(": ") {
+                Some((field, message)) if !field.contains(' ') => {
+                    (field.to_owned(), message.to_owned())
+                }
+                _ => (String::new(), text),
+            };
+            ApiError::Validation(vec![FieldError::new(field, message)], None)
+        }
+        JsonRejection::JsonSyntaxError(error) => {
+            ApiError::BadRequest(format!("malformed JSON: {}", source_text(&error)))
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMediaType("send the body as Content-Type: application/json".into())
+        }
+        JsonRejection::BytesRejection(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+fn source_text(error: &dyn std::error::Error) -> String {
+    error.source().map_or_else(|| error.to_string(), ToString::to_string)
+}
+
+/// Query parameters; unknown or malformed ones become a problem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(error)) => {
+                Err(ApiError::BadRequest(format!("invalid query: {}", source_text(&error))))
+            }
+            Err(other) => Err(ApiError::BadRequest(other.body_text())),
+        }
+    }
+}
+
+/// The `If-Match` header as an aggregate version: `"3"`, `W/"3"` or `3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IfMatch(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(Self(None));
+        };
+        let text = value.to_str().unwrap_or_default().trim();
+        let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+        match bare.parse::<i64>() {
+            Ok(version) if version >= 0 => Ok(Self(Some(version))),
+            _ => Err(ApiError::BadRequest(format!(
+                "If-Match must be the aggregate version as an entity tag, e.g. \"3\"; got {text:?}"
+            ))),
+        }
+    }
+}
+
+/// Collects field errors while parsing a request into domain values.
+#[derive(Debug, Default)]
+pub struct Fields(Vec<FieldError>);
+
+impl Fields {
+    /// Parses one field; on failure records it and yields `None`.
+    pub fn parse<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.0.push(FieldError::new(field, error.to_string()));
+                None
+            }
+        }
+    }
+
+    /// The parsed value, or every field error found.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, ApiError> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ => Err(ApiError::Validation(self.0, None)),
+        }
+    }
+}

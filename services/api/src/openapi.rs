@@ -1,0 +1,108 @@
+//! The OpenAPI document (generated from the handlers) and the event schemas
+//! (generated from the domain's event types), as committed under `openapi/`
+//! and `schemas/`.
+
+use std::path::Path;
+
+use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{companies, events, health};
+
+/// The parts of the document not derived from a route.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Stagepact API",
+        description = "The shared backend of the Stagepact mbo: placements, recognition, reports and monitoring.\n\n\
+            Errors are RFC 9457 problems (`application/problem+json`). Commands are POSTs that answer with the \
+            log position they produced; reads accept `min_position` to wait until they reflect it. POSTs accept \
+            `Idempotency-Key`; commands accept `If-Match` with the aggregate version.",
+        license(name = "EUPL-1.2", identifier = "EUPL-1.2")
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(crate::Problem, crate::FieldError)),
+    tags(
+        (name = "companies", description = "Learning companies and their recognition (SBB)"),
+        (name = "events", description = "The CloudEvents feed of the global event log"),
+        (name = "health", description = "Liveness and readiness")
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+    }
+}
+
+/// The router's routes with their documentation.
+pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(companies::register_company, companies::list_companies))
+        .routes(routes!(companies::get_company))
+        .routes(routes!(companies::grant_recognition))
+        .routes(routes!(companies::suspend_recognition))
+        .routes(routes!(companies::reinstate_recognition))
+        .routes(routes!(companies::revoke_recognition))
+        .routes(routes!(events::list_events))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+}
+
+/// The whole OpenAPI document.
+pub fn document() -> Document {
+    routes().into_openapi()
+}
+
+/// The document as committed: pretty JSON with a final newline.
+pub fn document_json() -> String {
+    let mut text = document().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Every generated file, as (path relative to the repository root, contents).
+pub fn artifacts() -> Vec<(String, String)> {
+    let mut files = vec![("openapi/openapi.json".to_owned(), document_json())];
+    for kind in stagepact_domain::EVENT_CATALOG {
+        let mut schema = (kind.schema)();
+        schema.insert("$id".to_owned(), format!("/schemas/{}", kind.schema_path()).into());
+        schema.insert("x-cloudevents-type".to_owned(), kind.cloud_type().into());
+        let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+        text.push('\n');
+        files.push((format!("schemas/{}", kind.schema_path()), text));
+    }
+    files
+}
+
+/// Writes every generated file under `root`.
+pub fn write_artifacts(root: &Path) -> std::io::Result<()> {
+    for (path, text) in artifacts() {
+        let path = root.join(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, text)?;
+    }
+    Ok(())
+}
+
+/// The generated files under `root` that differ from what the code generates.
+pub fn drifted(root: &Path) -> Vec<String> {
+    artifacts()
+        .into_iter()
+        .filter(|(path, text)| std::fs::read_to_string(root.join(path)).ok().as_ref() != Some(text))
+        .map(|(path, _)| path)
+        .collect()
+}

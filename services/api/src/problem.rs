@@ -1,0 +1,280 @@
+//! RFC 9457 problem details: every error the API returns, mapped in one place.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use stagepact_domain::company::CompanyError;
+use stagepact_store::{CommandError, StoreError};
+use utoipa::ToSchema;
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    /// The field, as a JSON pointer-like dotted path (e.g. `location.lat`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// An error for `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// An RFC 9457 problem document (`application/problem+json`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem (`urn:stagepact:problem:<slug>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong this time.
+    pub detail: String,
+    /// The pact rule behind a refusal (e.g. `S1`, `D5`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// For validation problems: each invalid field.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// For version mismatches: the aggregate's current version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+}
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No usable credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such resource (or not visible to the caller).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request could not be read (syntax, content type, query).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The method is not defined on this resource.
+    #[error("method not allowed on this resource")]
+    MethodNotAllowed,
+    /// The body is larger than allowed (`STAGEPACT_BODY_LIMIT`).
+    #[error("the request body is larger than this API accepts")]
+    PayloadTooLarge,
+    /// The content type is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Fields failed validation.
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>, Option<&'static str>),
+    /// The domain refused the command in the current state.
+    #[error("{detail}")]
+    Refused {
+        /// Problem slug.
+        slug: &'static str,
+        /// HTTP status.
+        status: StatusCode,
+        /// Why.
+        detail: String,
+        /// Rule id.
+        rule: Option<&'static str>,
+    },
+    /// `If-Match` did not match the current version.
+    #[error("{0}")]
+    VersionMismatch(String, i64),
+    /// Concurrent writers kept winning.
+    #[error("the resource kept changing concurrently; retry")]
+    Conflict,
+    /// An `Idempotency-Key` was reused with a different request.
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    /// The first request with this `Idempotency-Key` is still running.
+    #[error("a request with this Idempotency-Key is still in progress")]
+    IdempotencyInProgress,
+    /// Projections did not reach `min_position` in time.
+    #[error("read models have not yet reached position {0}; retry shortly")]
+    NotYetVisible(i64),
+    /// The database is out of reach.
+    #[error("the service is temporarily unavailable")]
+    Unavailable(#[source] StoreError),
+    /// A bug or an unexpected failure: logged in full, opaque to the client.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            Self::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
+            }
+            Self::PayloadTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large")
+            }
+            Self::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Self::Validation(..) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request")
+            }
+            Self::Refused { slug, status, .. } => (*status, slug, "Refused by the pact's rules"),
+            Self::VersionMismatch(..) => {
+                (StatusCode::PRECONDITION_FAILED, "version-mismatch", "Version mismatch")
+            }
+            Self::Conflict => (StatusCode::CONFLICT, "concurrent-update", "Concurrent update"),
+            Self::IdempotencyKeyReused => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+            ),
+            Self::IdempotencyInProgress => {
+                (StatusCode::CONFLICT, "idempotency-in-progress", "Request in progress")
+            }
+            Self::NotYetVisible(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "not-yet-visible", "Not yet visible")
+            }
+            Self::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+            }
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let (status, slug, title) = self.parts();
+        let (rule, errors, current_version) = match self {
+            Self::Validation(errors, rule) => (rule.map(str::to_owned), errors.clone(), None),
+            Self::Refused { rule, .. } => (rule.map(str::to_owned), Vec::new(), None),
+            Self::VersionMismatch(_, current) => (None, Vec::new(), Some(*current)),
+            _ => (None, Vec::new(), None),
+        };
+        Problem {
+            kind: format!("urn:stagepact:problem:{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            rule,
+            errors,
+            current_version,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        match &self {
+            Self::Internal(error) => {
+                tracing::error!(error = %error_chain(error.as_ref()), "internal error")
+            }
+            Self::Unavailable(error) => tracing::warn!(%error, "database unavailable"),
+            _ => {
+                tracing::debug!(status = problem.status, detail = %problem.detail, "request refused")
+            }
+        }
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, problem_json(&problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        match self {
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::NotYetVisible(_) | Self::Unavailable(_) | Self::IdempotencyInProgress => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+fn problem_json(problem: &Problem) -> String {
+    // Serialising a struct of strings and numbers cannot fail.
+    serde_json::to_string(problem).unwrap_or_else(|_| String::from("{}"))
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => Self::Unavailable(error),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<CompanyError> for ApiError {
+    fn from(error: CompanyError) -> Self {
+        let rule = error.rule();
+        match error {
+            CompanyError::NotRegistered => Self::NotFound(error.to_string()),
+            CompanyError::ValidUntilNotAfterGrant | CompanyError::RecognitionTermTooLong => {
+                Self::Validation(vec![FieldError::new("valid_until", error.to_string())], rule)
+            }
+            CompanyError::RecognitionNotHeld(_) => Self::Refused {
+                slug: "recognition-not-held",
+                status: StatusCode::CONFLICT,
+                detail: error.to_string(),
+                rule,
+            },
+            CompanyError::AlreadyRegistered => Self::Refused {
+                slug: "already-registered",
+                status: StatusCode::CONFLICT,
+                detail: error.to_string(),
+                rule,
+            },
+            CompanyError::Revoked
+            | CompanyError::AlreadySuspended
+            | CompanyError::NotSuspended
+            | CompanyError::SuspendedCannotGrant => Self::Refused {
+                slug: "invalid-transition",
+                status: StatusCode::CONFLICT,
+                detail: error.to_string(),
+                rule,
+            },
+        }
+    }
+}
+
+impl<E> From<CommandError<E>> for ApiError
+where
+    E: std::error::Error,
+    ApiError: From<E>,
+{
+    fn from(error: CommandError<E>) -> Self {
+        match error {
+            CommandError::Rejected(refusal) => refusal.into(),
+            CommandError::VersionMismatch { expected, current } => Self::VersionMismatch(
+                format!("If-Match expected version {expected}, the current version is {current}"),
+                current,
+            ),
+            CommandError::Conflict => Self::Conflict,
+            CommandError::Store(store) => store.into(),
+        }
+    }
+}

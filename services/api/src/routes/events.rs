@@ -1,0 +1,211 @@
+//! The pull feed for integrators: the global log as CloudEvents 1.0, with the
+//! log position as cursor, filtered by type and by what the caller may see.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use stagepact_domain::catalog;
+use stagepact_store::{FeedFilter, LoggedEvent};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ReadProblems;
+use crate::auth::{Principal, Role};
+use crate::problem::{ApiError, FieldError};
+use crate::server::AppState;
+
+/// Most events per call.
+const MAX_LIMIT: i64 = 1_000;
+/// Longest long-poll, in seconds.
+const MAX_WAIT: u64 = 30;
+
+/// Query of `listEvents` (documentation; parsed by hand because `type` repeats).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct FeedQuery {
+    /// Only events after this log position (exclusive); 0 or absent: from the start.
+    #[param(minimum = 0)]
+    after: Option<i64>,
+    /// Most events to return, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// Only these CloudEvents types (repeatable), e.g. `nl.stagepact.company.recognition_suspended`.
+    #[param(rename = "type", explode, style = Form)]
+    types: Option<Vec<String>>,
+    /// Long-poll: wait up to this many seconds (max 30) for a matching event when none is there yet.
+    #[param(minimum = 0, maximum = 30)]
+    wait: Option<u64>,
+}
+
+/// One event as a CloudEvents 1.0 JSON object.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CloudEvent {
+    /// Always `1.0`.
+    pub specversion: &'static str,
+    /// Unique and stable: `<aggregate>:<id>:<sequence>`.
+    pub id: String,
+    /// The resource the event belongs to, e.g. `/v1/companies/100012345`.
+    pub source: String,
+    /// `nl.stagepact.<aggregate>.<event>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The aggregate id.
+    pub subject: String,
+    /// When it was recorded (RFC 3339).
+    pub time: DateTime<Utc>,
+    /// Always `application/json`.
+    pub datacontenttype: &'static str,
+    /// The JSON Schema of `data`, served by this API.
+    pub dataschema: String,
+    /// Extension attribute: the event's log position (the cursor).
+    pub position: i64,
+    /// The event's data.
+    pub data: Value,
+}
+
+/// A page of the feed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventPage {
+    /// The events, in log order.
+    pub events: Vec<CloudEvent>,
+    /// Pass as `after` in the next call.
+    pub next: i64,
+}
+
+struct Params {
+    after: i64,
+    limit: i64,
+    types: Vec<(String, String)>,
+    wait: Duration,
+}
+
+fn parse(raw: Option<&str>) -> Result<Params, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+    let mut params = Params { after: 0, limit: 100, types: Vec::new(), wait: Duration::ZERO };
+    let mut errors = Vec::new();
+    for (name, value) in pairs {
+        match name.as_str() {
+            "after" => match value.parse::<i64>() {
+                Ok(after) if after >= 0 => params.after = after,
+                _ => errors
+                    .push(FieldError::new("after", "must be a log position (an integer >= 0)")),
+            },
+            "limit" => match value.parse::<i64>() {
+                Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => params.limit = limit,
+                _ => errors.push(FieldError::new("limit", format!("must be 1-{MAX_LIMIT}"))),
+            },
+            "wait" => match value.parse::<u64>() {
+                Ok(wait) if wait <= MAX_WAIT => params.wait = Duration::from_secs(wait),
+                _ => errors.push(FieldError::new("wait", format!("must be 0-{MAX_WAIT} seconds"))),
+            },
+            "type" => match catalog::stored_type(&value) {
+                Some((aggregate, event)) => {
+                    params.types.push((aggregate.to_owned(), event.to_owned()))
+                }
+                None => {
+                    errors.push(FieldError::new("type", format!("unknown event type {value:?}")))
+                }
+            },
+            other => errors.push(FieldError::new(other, "unknown query parameter")),
+        }
+    }
+    if errors.is_empty() { Ok(params) } else { Err(ApiError::Validation(errors, None)) }
+}
+
+/// What a caller may see of the log (DESIGN §5): SBB every company event; a
+/// school every company event, without SBB's reasons; a company its own events.
+fn visibility(principal: &Principal) -> Result<FeedFilter, ApiError> {
+    let companies = Some(vec!["company".to_owned()]);
+    match principal.role {
+        Role::Sbb | Role::School => {
+            Ok(FeedFilter { aggregate_types: companies, ..FeedFilter::default() })
+        }
+        Role::Company => Ok(FeedFilter {
+            aggregate_types: companies,
+            aggregate_ids: Some(principal.org.iter().cloned().collect()),
+            ..FeedFilter::default()
+        }),
+        Role::Student | Role::Monitor => {
+            Err(ApiError::Forbidden(format!("the {} role has no event feed", principal.role)))
+        }
+    }
+}
+
+/// Fields of company events only SBB and the company itself see: SBB's
+/// reasons may concern an investigation.
+const SBB_ONLY_FIELDS: [&str; 2] = ["reason", "investigation_id"];
+
+fn cloud_event(principal: &Principal, event: LoggedEvent) -> CloudEvent {
+    let kind = catalog::cloud_type(&event.aggregate_type, &event.event_type);
+    let mut data = event.data().clone();
+    let own = principal.role == Role::Sbb || principal.is_company(&event.aggregate_id);
+    if !own && let Some(object) = data.as_object_mut() {
+        for field in SBB_ONLY_FIELDS {
+            object.remove(field);
+        }
+    }
+    let schema_file =
+        format!("{}.v{}.json", kind.rsplit('.').next().unwrap_or_default(), event.event_version);
+    CloudEvent {
+        specversion: "1.0",
+        id: format!("{}:{}:{}", event.aggregate_type, event.aggregate_id, event.sequence),
+        source: format!("/v1/{}/{}", collection(&event.aggregate_type), event.aggregate_id),
+        subject: event.aggregate_id,
+        time: event.recorded_at,
+        datacontenttype: "application/json",
+        dataschema: format!("/schemas/{}/{schema_file}", event.aggregate_type),
+        position: event.position,
+        kind,
+        data,
+    }
+}
+
+fn collection(aggregate_type: &str) -> String {
+    match aggregate_type {
+        "company" => "companies".to_owned(),
+        other => format!("{other}s"),
+    }
+}
+
+/// The event feed: CloudEvents after a log position, optionally long-polled.
+#[utoipa::path(get, path = "/v1/events", operation_id = "listEvents", tag = "events",
+    params(FeedQuery),
+    responses((status = 200, description = "Events after `after`, in log order", body = EventPage),
+              (status = 304, description = "Not modified"), ReadProblems,
+              (status = 422, description = "Invalid query parameters", body = crate::Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn list_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<EventPage>, ApiError> {
+    let visible = visibility(&principal)?;
+    let params = parse(raw.as_deref())?;
+    let filter =
+        FeedFilter { event_types: (!params.types.is_empty()).then_some(params.types), ..visible };
+    let deadline = tokio::time::Instant::now() + params.wait;
+    let mut shutdown = state.shutdown.clone();
+    let events = loop {
+        let seen_head = state.log.head();
+        let events = state.log.read(params.after, params.limit, &filter).await?;
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !events.is_empty() || remaining.is_zero() || *shutdown.borrow() {
+            break events;
+        }
+        // Nothing yet: wait for the log to move (or the wait to end) and look again.
+        tokio::select! {
+            _ = state.log.await_head_after(seen_head, remaining) => {}
+            _ = shutdown.changed() => {}
+        }
+    };
+    let next = events.last().map_or(params.after, |e| e.position);
+    Ok(Json(EventPage {
+        events: events.into_iter().map(|e| cloud_event(&principal, e)).collect(),
+        next,
+    }))
+}

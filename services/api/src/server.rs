@@ -1,0 +1,205 @@
+//! Building the application (state, background workers, router) and serving it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, Request, header};
+use axum::response::{IntoResponse, Response};
+use sqlx::PgPool;
+use stagepact_store::company_registry::CompanyRegistry;
+use stagepact_store::{CommandBus, EventLog, Projection, Projections, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::{Authenticator, KeyError};
+use crate::config::ApiConfig;
+use crate::problem::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub pool: PgPool,
+    /// The global event log.
+    pub log: Arc<EventLog>,
+    /// The read models.
+    pub projections: Arc<Projections>,
+    /// The command path.
+    pub bus: CommandBus,
+    /// Token verification.
+    pub auth: Arc<Authenticator>,
+    /// HTTP settings.
+    pub config: Arc<ApiConfig>,
+    /// Flips to true when the server is shutting down (ends long-polls).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Waits until projection `name` reflects the log up to `min_position`.
+    pub async fn await_projection(
+        &self,
+        name: &str,
+        min_position: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let Some(position) = min_position else { return Ok(()) };
+        if position < 0 {
+            return Err(ApiError::Validation(
+                vec![crate::FieldError::new("min_position", "must be >= 0")],
+                None,
+            ));
+        }
+        if self.projections.await_position(name, position, self.config.min_position_wait).await? {
+            Ok(())
+        } else {
+            Err(ApiError::NotYetVisible(position))
+        }
+    }
+}
+
+/// Why the application could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The token key.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// The projections the application maintains.
+pub fn projections() -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(CompanyRegistry)]
+}
+
+/// A built application: its router, its state, and its background workers.
+#[derive(Debug)]
+pub struct App {
+    /// The routes.
+    pub router: Router,
+    /// The shared state.
+    pub state: AppState,
+    workers: Vec<JoinHandle<()>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl App {
+    /// Migrates the database, starts the sequencer and projectors, builds the router.
+    pub async fn build(pool: PgPool, config: ApiConfig) -> Result<Self, BuildError> {
+        stagepact_store::migrate(&pool).await?;
+        let auth = Arc::new(Authenticator::new(&config.jwt)?);
+        let log = EventLog::open(pool.clone()).await?;
+        let projections = Projections::new(Arc::clone(&log), projections());
+        let mut workers = log.spawn();
+        workers.extend(projections.spawn());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = AppState {
+            bus: CommandBus::new(Arc::clone(&log)),
+            pool,
+            log,
+            projections,
+            auth,
+            config: Arc::new(config),
+            shutdown: shutdown_rx,
+        };
+        Ok(Self { router: router(state.clone()), state, workers, shutdown })
+    }
+
+    /// Serves until `signal` completes, then finishes in-flight requests, ends
+    /// long-polls and stops the background workers.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let graceful = async move {
+            signal.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = shutdown.send(true);
+        };
+        let result =
+            axum::serve(listener, self.router.clone()).with_graceful_shutdown(graceful).await;
+        self.stop();
+        result
+    }
+
+    /// Stops the background workers.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+        for worker in &self.workers {
+            worker.abort();
+        }
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The full router: documented routes, docs, schemas, fallbacks, layers.
+pub fn router(state: AppState) -> Router {
+    let (routes, document) = crate::openapi::routes().split_for_parts();
+    let body_limit = state.config.body_limit;
+    routes
+        .route("/schemas/{aggregate}/{file}", axum::routing::get(event_schema))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::idempotent))
+        .layer(axum::middleware::from_fn(crate::conditional::entity_tags))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
+        .layer(CompressionLayer::new())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such resource".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Serves the JSON Schema of one event type and version (`dataschema` of the feed).
+async fn event_schema(
+    State(_): State<AppState>,
+    Path((aggregate, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let wanted = format!("{aggregate}/{file}");
+    let kind = stagepact_domain::EVENT_CATALOG
+        .iter()
+        .find(|kind| kind.schema_path() == wanted)
+        .ok_or_else(|| ApiError::NotFound(format!("no event schema {wanted}")))?;
+    let artifact = crate::openapi::artifacts()
+        .into_iter()
+        .find(|(path, _)| *path == format!("schemas/{}", kind.schema_path()))
+        .map(|(_, text)| text)
+        .ok_or_else(|| ApiError::NotFound(format!("no event schema {wanted}")))?;
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/schema+json"))], artifact)
+        .into_response())
+}
+
+/// How long a request may wait for the database pool before a 503.
+pub const POOL_WAIT: Duration = Duration::from_secs(5);

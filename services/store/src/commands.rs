@@ -1,0 +1,185 @@
+//! The command path: load an aggregate from postgres-es, check the caller's
+//! expected version, decide, append, and wait for the log position the new
+//! events got.
+//!
+//! `CqrsFramework::execute` is not used: it cannot take an expected version, so
+//! an `If-Match` check outside it would race with a concurrent writer. Here the
+//! check and the append see the same loaded state, and the append itself is
+//! guarded by the events table's primary key (optimistic concurrency).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, EventStore};
+use postgres_es::PostgresEventRepository;
+
+use crate::StoreError;
+use crate::log::{EventLog, upcasters};
+
+/// How often a command is retried after losing a race to a concurrent writer,
+/// when the caller did not pin a version. Each retry waits a little, with
+/// jitter, so that a crowd of writers on one aggregate spreads out.
+const CONFLICT_RETRIES: u32 = 30;
+/// How long a command waits for its events' log position.
+const POSITION_WAIT: Duration = Duration::from_secs(10);
+
+/// A command that was recorded (or that changed nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// The aggregate's version after the command: its number of events.
+    pub version: i64,
+    /// The log position of the last event recorded; `None` if the command
+    /// recorded nothing, or if stamping took longer than the wait allows.
+    pub position: Option<i64>,
+}
+
+/// Why a command did not record anything.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// The domain refused it.
+    #[error(transparent)]
+    Rejected(E),
+    /// The caller expected another version (If-Match).
+    #[error("expected version {expected}, the current version is {current}")]
+    VersionMismatch {
+        /// What the caller sent.
+        expected: i64,
+        /// What the aggregate is at.
+        current: i64,
+    },
+    /// Concurrent writers kept winning the race.
+    #[error("the aggregate kept changing concurrently")]
+    Conflict,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Executes commands on any aggregate type.
+#[derive(Debug, Clone)]
+pub struct CommandBus {
+    log: Arc<EventLog>,
+}
+
+impl CommandBus {
+    /// A bus appending to the log's database.
+    pub fn new(log: Arc<EventLog>) -> Self {
+        Self { log }
+    }
+
+    fn store<A: Aggregate<Services = ()>>(
+        &self,
+    ) -> PersistedEventStore<PostgresEventRepository, A> {
+        PersistedEventStore::new_event_store(PostgresEventRepository::new(self.log.pool().clone()))
+            .with_upcasters(upcasters())
+    }
+
+    /// Runs `command` on aggregate `id`. With `expected_version`, the aggregate
+    /// must be at exactly that version (else `VersionMismatch`); without it a lost
+    /// race is retried on fresh state. `metadata` is stored with every event.
+    pub async fn execute<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        expected_version: Option<i64>,
+        metadata: HashMap<String, String>,
+    ) -> Result<Committed, CommandError<A::Error>>
+    where
+        A: Aggregate<Services = ()>,
+        A::Command: Clone,
+    {
+        let store = self.store::<A>();
+        let head = self.log.subscribe();
+        let mut attempt = 0;
+        let (version, recorded) = loop {
+            attempt += 1;
+            let mut context = store.load_aggregate(id).await.map_err(store_error)?;
+            let current = i64::try_from(context.current_sequence).unwrap_or(i64::MAX);
+            if let Some(expected) = expected_version
+                && expected != current
+            {
+                return Err(CommandError::VersionMismatch { expected, current });
+            }
+            let sink = EventSink::<A>::default();
+            context
+                .aggregate
+                .handle(command.clone(), &(), &sink)
+                .await
+                .map_err(CommandError::Rejected)?;
+            let events = sink.collect().await;
+            if events.is_empty() {
+                return Ok(Committed { version: current, position: None });
+            }
+            let recorded = i64::try_from(events.len()).unwrap_or(i64::MAX);
+            match store.commit(events, context, metadata.clone()).await {
+                Ok(_) => break (current + recorded, recorded),
+                Err(AggregateError::AggregateConflict) => {
+                    if let Some(expected) = expected_version {
+                        let current = self.version_of::<A>(id).await?;
+                        return Err(CommandError::VersionMismatch { expected, current });
+                    }
+                    if attempt > CONFLICT_RETRIES {
+                        return Err(CommandError::Conflict);
+                    }
+                    tracing::debug!(aggregate = A::TYPE, id, attempt, "lost a race; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(other) => return Err(store_error(other)),
+            }
+        };
+        debug_assert!(recorded > 0);
+        let position = self.log.await_position(head, A::TYPE, id, version, POSITION_WAIT).await?;
+        if position.is_none() {
+            tracing::warn!(
+                aggregate = A::TYPE,
+                id,
+                version,
+                "events recorded but not yet in the log"
+            );
+        }
+        Ok(Committed { version, position })
+    }
+
+    /// The aggregate's current version (0 when it has no events).
+    pub async fn version_of<A: Aggregate>(&self, id: &str) -> Result<i64, StoreError> {
+        let version: Option<i64> = sqlx::query_scalar(
+            "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(A::TYPE)
+        .bind(id)
+        .fetch_one(self.log.pool())
+        .await?;
+        Ok(version.unwrap_or(0))
+    }
+}
+
+/// Up to `attempt` milliseconds (capped at 20), uniformly jittered.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let ceiling_micros = u64::from(attempt.min(20)) * 1_000;
+    Duration::from_micros(random % ceiling_micros.max(1))
+}
+
+fn store_error<E: std::error::Error>(error: AggregateError<E>) -> CommandError<E> {
+    match error {
+        AggregateError::UserError(e) => CommandError::Rejected(e),
+        AggregateError::AggregateConflict => CommandError::Conflict,
+        AggregateError::DatabaseConnectionError(e) => {
+            CommandError::Store(StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(e))))
+        }
+        AggregateError::DeserializationError(e) | AggregateError::UnexpectedError(e) => {
+            // postgres-es wraps sqlx errors in a box; recover them to keep pool
+            // timeouts as "unavailable".
+            match e.downcast::<sqlx::Error>() {
+                Ok(sqlx_error) => CommandError::Store(StoreError::from(*sqlx_error)),
+                Err(other) => CommandError::Store(StoreError::Database(sqlx::Error::Protocol(
+                    other.to_string(),
+                ))),
+            }
+        }
+    }
+}

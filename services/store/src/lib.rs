@@ -1,0 +1,57 @@
+//! Stagepact's PostgreSQL side: the cqrs-es event store (postgres-es), the global
+//! event log and its sequencer, checkpointed projectors, the read models, and the
+//! idempotency records of the API.
+
+pub mod commands;
+pub mod company_registry;
+mod db;
+pub mod idempotency;
+pub mod log;
+pub mod projector;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use commands::{CommandBus, CommandError, Committed};
+pub use db::{DbSettings, connect, migrate};
+pub use log::{EventLog, FeedFilter, LoggedEvent};
+pub use projector::{Projection, Projections};
+
+/// What went wrong talking to PostgreSQL, in the store's words.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or has no connection free in time: retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// A stored document did not have the expected shape.
+    #[error("stored data could not be read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// No projection has this name.
+    #[error("no projection is named {0:?}")]
+    UnknownProjection(String),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => Self::Unavailable(error),
+            // 57P01..57P03: admin shutdown, crash shutdown, cannot connect now.
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")) =>
+            {
+                Self::Unavailable(error)
+            }
+            other => Self::Database(other),
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The global event log: one dense, strictly increasing `log_position` per event,
+//! and readers that never skip an event.
+//!
+//! Why not a `bigserial` filled in on insert: numbers are handed out before
+//! commit and transactions commit out of number order, so a reader that saw 7
+//! and saved "after 7" would skip a 6 committed a moment later, for good.
+//!
+//! Instead every event row carries the id of the transaction that wrote it
+//! (`pg_current_xact_id()`, filled in by PostgreSQL), and a single active
+//! *sequencer* stamps positions after commit: it takes only rows whose
+//! transaction id is below the snapshot's `xmin` — every transaction below it has
+//! ended, so no row can still appear there — in (transaction id, aggregate,
+//! sequence) order, and numbers them on from the highest position. One sequencer
+//! at a time (a transaction-level advisory lock) makes the positions dense and
+//! makes each batch commit after the one before, so "after N" is a complete
+//! cursor. A slow writer holds back stamping of later transactions until it ends:
+//! the log waits for it rather than skipping it. Statement and idle-transaction
+//! timeouts (see `db`) bound how long that can be.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
+use serde_json::Value;
+use sqlx::postgres::{PgListener, PgRow};
+use sqlx::{PgConnection, PgPool, Row};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::StoreError;
+
+/// The NOTIFY channel the sequencer announces the new head on.
+const HEAD_CHANNEL: &str = "stagepact_log";
+/// Most events stamped in one sequencer transaction.
+const STAMP_BATCH: i64 = 5_000;
+/// Key of the advisory lock that keeps one sequencer active across processes.
+const SEQUENCER_LOCK: i64 = 0x5354_4147_5345_5131; // "STAGSEQ1"
+/// How often an idle sequencer looks for events written by other processes.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How soon the sequencer looks again while an older transaction holds it back.
+const BLOCKED_POLL: Duration = Duration::from_millis(2);
+
+/// One event as the log serves it, upcast to its current version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent {
+    /// Its place in the global log.
+    pub position: i64,
+    /// The aggregate type, e.g. `company`.
+    pub aggregate_type: String,
+    /// The aggregate id.
+    pub aggregate_id: String,
+    /// Its sequence number within the aggregate, from 1.
+    pub sequence: i64,
+    /// The event type, e.g. `RecognitionSuspended`.
+    pub event_type: String,
+    /// The event version after upcasting.
+    pub event_version: String,
+    /// The stored payload after upcasting: `{"<EventType>": {..data..}}`.
+    pub payload: Value,
+    /// Metadata recorded with the command (request id, caller).
+    pub metadata: Value,
+    /// When the writing transaction started.
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl LoggedEvent {
+    /// The event's data without the enum tag cqrs-es stores around it.
+    pub fn data(&self) -> &Value {
+        self.payload.get(&self.event_type).unwrap_or(&self.payload)
+    }
+}
+
+/// Which events a reader wants. Every list is "any of"; `None` is "all".
+#[derive(Debug, Clone, Default)]
+pub struct FeedFilter {
+    /// Only these aggregate types.
+    pub aggregate_types: Option<Vec<String>>,
+    /// Only these (aggregate type, event type) pairs.
+    pub event_types: Option<Vec<(String, String)>>,
+    /// Only these aggregate ids.
+    pub aggregate_ids: Option<Vec<String>>,
+}
+
+/// The log: reads, the head position, and the sequencer that stamps it.
+pub struct EventLog {
+    pool: PgPool,
+    head: watch::Sender<i64>,
+    wake: Notify,
+    upcasters: Vec<Box<dyn EventUpcaster>>,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog").field("head", &*self.head.borrow()).finish_non_exhaustive()
+    }
+}
+
+/// The upcasters applied to every event read, in order. Empty while every event
+/// type is at its first version; a new version adds its upcaster here.
+pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
+    Vec::new()
+}
+
+impl EventLog {
+    /// A log on `pool` with the standard upcasters. Call [`EventLog::spawn`] to
+    /// run its sequencer and head listener.
+    pub async fn open(pool: PgPool) -> Result<Arc<Self>, StoreError> {
+        Self::with_upcasters(pool, upcasters()).await
+    }
+
+    /// A log with the given upcasters (tests register their own).
+    pub async fn with_upcasters(
+        pool: PgPool,
+        upcasters: Vec<Box<dyn EventUpcaster>>,
+    ) -> Result<Arc<Self>, StoreError> {
+        let head = current_head(&pool).await?;
+        Ok(Arc::new(Self { pool, head: watch::Sender::new(head), wake: Notify::new(), upcasters }))
+    }
+
+    /// The pool the log reads from.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Starts the sequencer and the listener that follows other processes'
+    /// sequencers. Abort the handles to stop them.
+    pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
+        vec![
+            tokio::spawn(Arc::clone(self).run_sequencer()),
+            tokio::spawn(Arc::clone(self).follow_head()),
+        ]
+    }
+
+    /// The highest stamped position this process knows of.
+    pub fn head(&self) -> i64 {
+        *self.head.borrow()
+    }
+
+    /// A receiver that changes whenever the head moves.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.head.subscribe()
+    }
+
+    /// Tells the sequencer that events were just committed.
+    pub fn wake_sequencer(&self) {
+        self.wake.notify_one();
+    }
+
+    fn advance_head(&self, position: i64) {
+        self.head.send_if_modified(|head| {
+            let moved = position > *head;
+            if moved {
+                *head = position;
+            }
+            moved
+        });
+    }
+
+    async fn run_sequencer(self: Arc<Self>) {
+        let mut failures = 0u32;
+        loop {
+            match stamp_batch(&self.pool).await {
+                Ok(Stamp::Stamped(head)) => {
+                    failures = 0;
+                    self.advance_head(head);
+                    continue;
+                }
+                Ok(Stamp::HeldBack) => {
+                    failures = 0;
+                    tokio::time::sleep(BLOCKED_POLL).await;
+                }
+                Ok(Stamp::Idle) => {
+                    failures = 0;
+                    let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+                }
+                Ok(Stamp::OtherSequencer) => tokio::time::sleep(BLOCKED_POLL * 5).await,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(%error, "sequencer could not stamp the log");
+                    let backoff = Duration::from_millis(50 * u64::from(failures.min(20)));
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+        }
+    }
+
+    /// Follows heads announced by any process's sequencer, so long-polls and
+    /// read-your-writes work when another process stamped the events.
+    async fn follow_head(self: Arc<Self>) {
+        loop {
+            if let Err(error) = self.listen_once().await {
+                tracing::warn!(%error, "event-log listener lost its connection");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn listen_once(&self) -> Result<(), StoreError> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(HEAD_CHANNEL).await?;
+        // Anything stamped while we were not listening.
+        self.advance_head(current_head(&self.pool).await?);
+        loop {
+            let notification = listener.recv().await?;
+            if let Ok(position) = notification.payload().parse::<i64>() {
+                self.advance_head(position);
+            }
+        }
+    }
+
+    /// Events after `after`, in log order, at most `limit`, matching `filter`.
+    pub async fn read(
+        &self,
+        after: i64,
+        limit: i64,
+        filter: &FeedFilter,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        self.read_range(&mut conn, after, i64::MAX, limit, filter).await
+    }
+
+    /// Events with `after < position <= upto`, in log order, at most `limit`,
+    /// read on `conn` (inside the caller's transaction when it has one).
+    pub async fn read_range(
+        &self,
+        conn: &mut PgConnection,
+        after: i64,
+        upto: i64,
+        limit: i64,
+        filter: &FeedFilter,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        let (event_aggregates, event_types): (Option<Vec<String>>, Option<Vec<String>>) =
+            match &filter.event_types {
+                Some(pairs) => {
+                    let (a, e) = pairs.iter().cloned().unzip();
+                    (Some(a), Some(e))
+                }
+                None => (None, None),
+            };
+        let rows = sqlx::query(
+            "SELECT log_position, aggregate_type, aggregate_id, sequence, event_type,
+                    event_version, payload, metadata, recorded_at
+               FROM events
+              WHERE log_position > $1 AND log_position <= $2
+                AND ($4::text[] IS NULL OR aggregate_type = ANY($4))
+                AND ($5::text[] IS NULL OR (aggregate_type, event_type) IN
+                      (SELECT * FROM unnest($5::text[], $6::text[])))
+                AND ($7::text[] IS NULL OR aggregate_id = ANY($7))
+              ORDER BY log_position
+              LIMIT $3",
+        )
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
+        .bind(&filter.aggregate_types)
+        .bind(&event_aggregates)
+        .bind(&event_types)
+        .bind(&filter.aggregate_ids)
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(|row| self.decode(row)).collect()
+    }
+
+    fn decode(&self, row: &PgRow) -> Result<LoggedEvent, StoreError> {
+        let sequence: i64 = row.try_get("sequence")?;
+        let serialized = SerializedEvent::new(
+            row.try_get("aggregate_id")?,
+            usize::try_from(sequence).unwrap_or_default(),
+            row.try_get("aggregate_type")?,
+            row.try_get("event_type")?,
+            row.try_get("event_version")?,
+            row.try_get("payload")?,
+            row.try_get("metadata")?,
+        );
+        let upcast = self.upcasters.iter().fold(serialized, |event, upcaster| {
+            if upcaster.can_upcast(&event.event_type, &event.event_version) {
+                upcaster.upcast(event)
+            } else {
+                event
+            }
+        });
+        Ok(LoggedEvent {
+            position: row.try_get("log_position")?,
+            aggregate_type: upcast.aggregate_type,
+            aggregate_id: upcast.aggregate_id,
+            sequence,
+            event_type: upcast.event_type,
+            event_version: upcast.event_version,
+            payload: upcast.payload,
+            metadata: upcast.metadata,
+            recorded_at: row.try_get("recorded_at")?,
+        })
+    }
+
+    /// The log position of one stored event, once it is stamped.
+    pub async fn position_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let position = sqlx::query_scalar(
+            "SELECT log_position FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(sequence)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(position.flatten())
+    }
+
+    /// Waits, at most `timeout`, until a committed event is stamped, and returns
+    /// its position. `head` must have been subscribed before the event committed,
+    /// so no stamping is missed in between.
+    pub async fn await_position(
+        &self,
+        mut head: watch::Receiver<i64>,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+        timeout: Duration,
+    ) -> Result<Option<i64>, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.wake_sequencer();
+        loop {
+            // Only look once the head moved: stamping happens after our commit.
+            match tokio::time::timeout_at(deadline, head.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => {
+                    return self.position_of(aggregate_type, aggregate_id, sequence).await;
+                }
+            }
+            if let Some(position) = self.position_of(aggregate_type, aggregate_id, sequence).await?
+            {
+                return Ok(Some(position));
+            }
+        }
+    }
+
+    /// Waits, at most `timeout`, until the head passes `after`; true if it did.
+    pub async fn await_head_after(&self, after: i64, timeout: Duration) -> bool {
+        let mut head = self.subscribe();
+        let waited = tokio::time::timeout(timeout, head.wait_for(|h| *h > after)).await;
+        matches!(waited, Ok(Ok(_)))
+    }
+}
+
+/// The highest stamped position (0 for an empty log).
+pub async fn current_head(pool: &PgPool) -> Result<i64, StoreError> {
+    let head: Option<i64> =
+        sqlx::query_scalar("SELECT max(log_position) FROM events").fetch_one(pool).await?;
+    Ok(head.unwrap_or(0))
+}
+
+/// What one sequencer round did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// Stamped events; the new head.
+    Stamped(i64),
+    /// Unstamped events exist but an older transaction is still running.
+    HeldBack,
+    /// Nothing to stamp.
+    Idle,
+    /// Another process's sequencer holds the lock.
+    OtherSequencer,
+}
+
+/// One sequencer round: stamps every event whose transaction is known to have
+/// ended, in transaction order, with positions following the highest one.
+pub async fn stamp_batch(pool: &PgPool) -> Result<Stamp, StoreError> {
+    let mut tx = pool.begin().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(SEQUENCER_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !locked {
+        return Ok(Stamp::OtherSequencer);
+    }
+    let head: Option<i64> = sqlx::query_scalar(
+        "WITH ready AS (
+             SELECT aggregate_type, aggregate_id, sequence,
+                    row_number() OVER (ORDER BY transaction_id, aggregate_type, aggregate_id, sequence) AS n
+               FROM events
+              WHERE log_position IS NULL
+                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY transaction_id, aggregate_type, aggregate_id, sequence
+              LIMIT $1
+         ), base AS (
+             SELECT coalesce(max(log_position), 0) AS head FROM events
+         ), stamped AS (
+             UPDATE events e
+                SET log_position = base.head + ready.n
+               FROM ready, base
+              WHERE e.aggregate_type = ready.aggregate_type
+                AND e.aggregate_id = ready.aggregate_id
+                AND e.sequence = ready.sequence
+             RETURNING e.log_position
+         )
+         SELECT max(log_position) FROM stamped",
+    )
+    .bind(STAMP_BATCH)
+    .fetch_one(&mut *tx)
+    .await?;
+    match head {
+        Some(head) => {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(HEAD_CHANNEL)
+                .bind(head.to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Stamp::Stamped(head))
+        }
+        None => {
+            tx.rollback().await?;
+            let pending: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE log_position IS NULL)",
+            )
+            .fetch_one(pool)
+            .await?;
+            Ok(if pending { Stamp::HeldBack } else { Stamp::Idle })
+        }
+    }
+}

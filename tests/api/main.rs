@@ -1,0 +1,11 @@
+//! Black-box tests: the API over HTTP against real PostgreSQL, one fresh
+//! database per test. One test binary for link time.
+
+mod auth;
+mod binary;
+mod companies;
+mod conventions;
+mod feed;
+mod generated;
+mod helpers;
+mod projections;
