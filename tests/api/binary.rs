@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{company, reason};
+use crate::helpers::{company, position_of, reason};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stagepact");
 
@@ -162,8 +162,7 @@ async fn serve_runs_embedded_postgresql_and_shuts_down_gracefully() {
         .await
         .expect("send");
     assert_eq!(suspended.status(), StatusCode::ACCEPTED);
-    let position =
-        suspended.json::<Value>().await.expect("json")["position"].as_i64().expect("position");
+    let position = position_of(suspended).await;
     let read = client
         .get(format!("{}/v1/companies/bin-1?min_position={position}", server.base))
         .bearer_auth(&sbb)

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{company, grant, problem, reason, spawn_app};
+use crate::helpers::{company, grant, position_of, problem, reason, spawn_app};
 
 #[tokio::test]
 async fn s1_sbb_registers_and_recognises_a_company_per_qualification() {
@@ -45,41 +45,23 @@ async fn d5_suspend_reinstate_and_revoke_change_the_registry() {
         .post("/v1/companies/lb-1/suspend", &sbb, json!({"reason": "investigation", "investigation_id": "7f0c1c53-4a36-4a8e-9c52-0e0f1f4a5b61"}))
         .await;
     assert_eq!(suspended.status(), StatusCode::ACCEPTED);
-    let position =
-        suspended.json::<Value>().await.expect("json")["position"].as_i64().expect("position");
-    let view: Value = app
-        .get(&format!("/v1/companies/lb-1?min_position={position}"), &sbb)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let position = position_of(suspended).await;
+    let view: Value = app.company_at("lb-1", position, &sbb).await;
     assert_eq!(view["status"], "suspended");
     assert_eq!(view["recognitions"][0]["status"], "suspended");
     assert_eq!(view["suspension"]["reason"], "investigation");
 
     let reinstated = app.post("/v1/companies/lb-1/reinstate", &sbb, reason()).await;
     assert_eq!(reinstated.status(), StatusCode::ACCEPTED);
-    let position =
-        reinstated.json::<Value>().await.expect("json")["position"].as_i64().expect("position");
-    let view: Value = app
-        .get(&format!("/v1/companies/lb-1?min_position={position}"), &sbb)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let position = position_of(reinstated).await;
+    let view: Value = app.company_at("lb-1", position, &sbb).await;
     assert_eq!(view["status"], "active");
     assert!(view.get("suspension").is_none());
 
     let revoked = app.post("/v1/companies/lb-1/revoke", &sbb, reason()).await;
     assert_eq!(revoked.status(), StatusCode::ACCEPTED);
-    let position =
-        revoked.json::<Value>().await.expect("json")["position"].as_i64().expect("position");
-    let view: Value = app
-        .get(&format!("/v1/companies/lb-1?min_position={position}"), &sbb)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let position = position_of(revoked).await;
+    let view: Value = app.company_at("lb-1", position, &sbb).await;
     assert_eq!(view["status"], "revoked");
     assert_eq!(view["recognitions"][0]["status"], "revoked");
 }
@@ -101,14 +83,8 @@ async fn d5_revoking_one_qualification_keeps_the_others() {
         )
         .await;
     assert_eq!(revoked.status(), StatusCode::ACCEPTED);
-    let position =
-        revoked.json::<Value>().await.expect("json")["position"].as_i64().expect("position");
-    let view: Value = app
-        .get(&format!("/v1/companies/lb-2?min_position={position}"), &sbb)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let position = position_of(revoked).await;
+    let view: Value = app.company_at("lb-2", position, &sbb).await;
     assert_eq!(view["status"], "active");
     let statuses: Vec<(&str, &str)> = view["recognitions"]
         .as_array()
@@ -201,8 +177,7 @@ async fn list_companies_filters_and_pages() {
     }
     app.post("/v1/companies", &sbb, company("b1", "Groningen")).await;
     let last = app.post("/v1/companies/a2/suspend", &sbb, reason()).await;
-    let position =
-        last.json::<Value>().await.expect("json")["position"].as_i64().expect("position");
+    let position = position_of(last).await;
 
     let ids = |page: &Value| -> Vec<String> {
         page["items"]
@@ -288,15 +263,9 @@ async fn a_company_reads_only_its_own_entry_and_schools_do_not_see_sbbs_reasons(
     app.recognised_company("own-2").await;
     app.recognised_company("other-2").await;
     let suspended = app.post("/v1/companies/own-2/suspend", &app.sbb(), reason()).await;
-    let position =
-        suspended.json::<Value>().await.expect("json")["position"].as_i64().expect("position");
+    let position = position_of(suspended).await;
 
-    let own: Value = app
-        .get(&format!("/v1/companies/own-2?min_position={position}"), &app.company("own-2"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let own: Value = app.company_at("own-2", position, &app.company("own-2")).await;
     assert_eq!(own["suspension"]["reason"], "signals from two schools");
     problem(app.get("/v1/companies/other-2", &app.company("own-2")).await, StatusCode::FORBIDDEN)
         .await;

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{company, grant, problem, reason, spawn_app};
+use crate::helpers::{company, grant, position_of, problem, reason, spawn_app};
 
 #[tokio::test]
 async fn bad_bodies_are_problems_and_record_nothing() {
@@ -306,8 +306,7 @@ async fn reads_carry_etags_and_honour_if_none_match() {
         .expect("send");
     assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
     let suspended = app.post("/v1/companies/lb-4/suspend", &sbb, reason()).await;
-    let position =
-        suspended.json::<Value>().await.expect("json")["position"].as_i64().expect("position");
+    let position = position_of(suspended).await;
     let changed = app
         .client
         .get(app.url(&format!("/v1/companies?min_position={position}")))

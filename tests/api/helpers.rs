@@ -126,6 +126,22 @@ impl TestApp {
     }
 }
 
+/// The log position a command response carries.
+pub async fn position_of(response: Response) -> i64 {
+    assert!(response.status().is_success(), "command failed: {}", response.status());
+    response.json::<Value>().await.expect("json")["position"].as_i64().expect("a position")
+}
+
+impl TestApp {
+    /// A company's registry entry once it reflects `position`, as `token` sees it.
+    pub async fn company_at(&self, id: &str, position: i64, token: &str) -> Value {
+        let response =
+            self.get(&format!("/v1/companies/{id}?min_position={position}"), token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("json")
+    }
+}
+
 pub fn company(id: &str, region: &str) -> Value {
     json!({"company_id": id, "name": format!("Leerbedrijf {id}"), "sector": "Techniek", "region": region})
 }

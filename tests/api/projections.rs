@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::helpers::position_of;
 use crate::helpers::{grant, reason, spawn_app};
 
 #[tokio::test]
@@ -14,8 +15,7 @@ async fn rebuilding_the_company_registry_gives_the_same_read_model() {
     app.post("/v1/companies/r2/recognitions", &sbb, grant("25655")).await;
     app.post("/v1/companies/r2/suspend", &sbb, reason()).await;
     let last = app.post("/v1/companies/r3/revoke", &sbb, reason()).await;
-    let position =
-        last.json::<Value>().await.expect("json")["position"].as_i64().expect("position");
+    let position = position_of(last).await;
     assert!(
         app.state
             .projections

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -243,23 +244,51 @@ fn reason(fields: &mut Fields, raw: &str) -> Option<Reason> {
     fields.parse("reason", Reason::parse(raw))
 }
 
-/// Runs a company command for SBB and answers with what it recorded.
-async fn execute(
-    state: &AppState,
-    principal: &Principal,
-    headers: &HeaderMap,
-    id: &CompanyId,
-    command: CompanyCommand,
+/// What every recognition command needs before its body is read: an SBB
+/// caller (else 403), the `If-Match` version, and the metadata stored with the
+/// events (who acted, and the request id that ties them to the logs).
+pub struct SbbCommand {
+    state: AppState,
     expected: Option<i64>,
-) -> Result<Committed, ApiError> {
-    let mut metadata = HashMap::from([
-        ("actor_role".to_owned(), principal.role.to_string()),
-        ("actor".to_owned(), principal.subject.clone()),
-    ]);
-    if let Some(request_id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-        metadata.insert("request_id".to_owned(), request_id.to_owned());
+    metadata: HashMap<String, String>,
+}
+
+impl FromRequestParts<AppState> for SbbCommand {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require(&[Role::Sbb])?;
+        let IfMatch(expected) = IfMatch::from_request_parts(parts, state).await?;
+        let mut metadata = HashMap::from([
+            ("actor_role".to_owned(), principal.role.to_string()),
+            ("actor".to_owned(), principal.subject),
+        ]);
+        if let Some(request_id) = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+            metadata.insert("request_id".to_owned(), request_id.to_owned());
+        }
+        Ok(Self { state: state.clone(), expected, metadata })
     }
-    Ok(state.bus.execute::<Company>(id.as_str(), command, expected, metadata).await?)
+}
+
+impl SbbCommand {
+    /// Runs `command` on company `id` and answers with what it recorded.
+    async fn run(
+        self,
+        id: &CompanyId,
+        command: CompanyCommand,
+        status: StatusCode,
+    ) -> Result<Response, ApiError> {
+        let committed = self
+            .state
+            .bus
+            .execute::<Company>(id.as_str(), command, self.expected, self.metadata)
+            .await?;
+        Ok(accepted(status, id, committed))
+    }
 }
 
 fn accepted(status: StatusCode, id: &CompanyId, committed: Committed) -> Response {
@@ -292,13 +321,9 @@ fn accepted(status: StatusCode, id: &CompanyId, committed: Committed) -> Respons
     responses((status = 201, description = "Registered", body = CommandAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn register_company(
-    State(state): State<AppState>,
-    principal: Principal,
-    IfMatch(expected): IfMatch,
-    headers: HeaderMap,
+    command: SbbCommand,
     AppJson(body): AppJson<RegisterCompanyRequest>,
 ) -> Result<Response, ApiError> {
-    principal.require(&[Role::Sbb])?;
     let mut fields = Fields::default();
     let id = fields.parse("company_id", CompanyId::parse(&body.company_id));
     let name = fields.parse("name", CompanyName::parse(&body.name));
@@ -318,16 +343,7 @@ pub async fn register_company(
         })
     })())?;
     let id = event.company_id.clone();
-    let committed = execute(
-        &state,
-        &principal,
-        &headers,
-        &id,
-        CompanyCommand::RegisterCompany(event),
-        expected,
-    )
-    .await?;
-    Ok(accepted(StatusCode::CREATED, &id, committed))
+    command.run(&id, CompanyCommand::RegisterCompany(event), StatusCode::CREATED).await
 }
 
 /// Recognise a company for a qualification until a date (SBB; rule S1).
@@ -339,14 +355,10 @@ pub async fn register_company(
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn grant_recognition(
-    State(state): State<AppState>,
-    principal: Principal,
+    command: SbbCommand,
     Path(raw_id): Path<String>,
-    IfMatch(expected): IfMatch,
-    headers: HeaderMap,
     AppJson(body): AppJson<GrantRecognitionRequest>,
 ) -> Result<Response, ApiError> {
-    principal.require(&[Role::Sbb])?;
     let id = company_id(&raw_id)?;
     let mut fields = Fields::default();
     let qualification = fields.parse("qualification", Crebo::parse(&body.qualification));
@@ -355,16 +367,7 @@ pub async fn grant_recognition(
         granted_on: Utc::now().date_naive(),
         valid_until: body.valid_until,
     }))?;
-    let committed = execute(
-        &state,
-        &principal,
-        &headers,
-        &id,
-        CompanyCommand::GrantRecognition(grant),
-        expected,
-    )
-    .await?;
-    Ok(accepted(StatusCode::ACCEPTED, &id, committed))
+    command.run(&id, CompanyCommand::GrantRecognition(grant), StatusCode::ACCEPTED).await
 }
 
 /// Suspend all of a company's recognitions, e.g. during an investigation (SBB; rule D5).
@@ -376,32 +379,19 @@ pub async fn grant_recognition(
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn suspend_recognition(
-    State(state): State<AppState>,
-    principal: Principal,
+    command: SbbCommand,
     Path(raw_id): Path<String>,
-    IfMatch(expected): IfMatch,
-    headers: HeaderMap,
     AppJson(body): AppJson<SuspendRecognitionRequest>,
 ) -> Result<Response, ApiError> {
-    principal.require(&[Role::Sbb])?;
     let id = company_id(&raw_id)?;
     let mut fields = Fields::default();
-    let parsed = reason(&mut fields, &body.reason);
+    let reason = reason(&mut fields, &body.reason);
     let suspension =
-        fields.finish(parsed.map(|reason| RecognitionSuspended {
+        fields.finish(reason.map(|reason| RecognitionSuspended {
             reason,
             investigation_id: body.investigation_id,
         }))?;
-    let committed = execute(
-        &state,
-        &principal,
-        &headers,
-        &id,
-        CompanyCommand::SuspendRecognition(suspension),
-        expected,
-    )
-    .await?;
-    Ok(accepted(StatusCode::ACCEPTED, &id, committed))
+    command.run(&id, CompanyCommand::SuspendRecognition(suspension), StatusCode::ACCEPTED).await
 }
 
 /// Lift a company's suspension (SBB; rule D5).
@@ -413,28 +403,17 @@ pub async fn suspend_recognition(
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn reinstate_recognition(
-    State(state): State<AppState>,
-    principal: Principal,
+    command: SbbCommand,
     Path(raw_id): Path<String>,
-    IfMatch(expected): IfMatch,
-    headers: HeaderMap,
     AppJson(body): AppJson<ReinstateRecognitionRequest>,
 ) -> Result<Response, ApiError> {
-    principal.require(&[Role::Sbb])?;
     let id = company_id(&raw_id)?;
     let mut fields = Fields::default();
-    let parsed = reason(&mut fields, &body.reason);
-    let reinstatement = fields.finish(parsed.map(|reason| RecognitionReinstated { reason }))?;
-    let committed = execute(
-        &state,
-        &principal,
-        &headers,
-        &id,
-        CompanyCommand::ReinstateRecognition(reinstatement),
-        expected,
-    )
-    .await?;
-    Ok(accepted(StatusCode::ACCEPTED, &id, committed))
+    let reason = reason(&mut fields, &body.reason);
+    let reinstatement = fields.finish(reason.map(|reason| RecognitionReinstated { reason }))?;
+    command
+        .run(&id, CompanyCommand::ReinstateRecognition(reinstatement), StatusCode::ACCEPTED)
+        .await
 }
 
 /// Revoke one qualification's recognition, or the whole company's (SBB; rule D5).
@@ -446,34 +425,21 @@ pub async fn reinstate_recognition(
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn revoke_recognition(
-    State(state): State<AppState>,
-    principal: Principal,
+    command: SbbCommand,
     Path(raw_id): Path<String>,
-    IfMatch(expected): IfMatch,
-    headers: HeaderMap,
     AppJson(body): AppJson<RevokeRecognitionRequest>,
 ) -> Result<Response, ApiError> {
-    principal.require(&[Role::Sbb])?;
     let id = company_id(&raw_id)?;
     let mut fields = Fields::default();
-    let parsed_reason = reason(&mut fields, &body.reason);
+    let reason = reason(&mut fields, &body.reason);
     let qualification = match body.qualification.as_deref() {
         Some(code) => fields.parse("qualification", Crebo::parse(code)).map(Some),
         None => Some(None),
     };
     let revocation = fields.finish((|| {
-        Some(RecognitionRevoked { reason: parsed_reason?, qualification: qualification? })
+        Some(RecognitionRevoked { reason: reason?, qualification: qualification? })
     })())?;
-    let committed = execute(
-        &state,
-        &principal,
-        &headers,
-        &id,
-        CompanyCommand::RevokeRecognition(revocation),
-        expected,
-    )
-    .await?;
-    Ok(accepted(StatusCode::ACCEPTED, &id, committed))
+    command.run(&id, CompanyCommand::RevokeRecognition(revocation), StatusCode::ACCEPTED).await
 }
 
 /// Who may read which registry entries: SBB and schools all, a company itself.
