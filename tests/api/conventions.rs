@@ -167,14 +167,13 @@ async fn a_retried_post_with_the_same_idempotency_key_records_nothing_new() {
     .await;
 
     problem(
-        app.client
-            .post(app.url("/v1/companies/lb-2/suspend"))
-            .bearer_auth(&sbb)
-            .header("idempotency-key", "bad key with spaces")
-            .json(&reason())
-            .send()
-            .await
-            .expect("send"),
+        app.post_with(
+            "/v1/companies/lb-2/suspend",
+            &sbb,
+            ("idempotency-key", "bad key with spaces"),
+            reason(),
+        )
+        .await,
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -187,40 +186,19 @@ async fn if_match_guards_the_version() {
     let sbb = app.sbb();
     app.recognised_company("lb-3").await;
     let before = app.event_count().await;
-    let stale = app
-        .client
-        .post(app.url("/v1/companies/lb-3/suspend"))
-        .bearer_auth(&sbb)
-        .header("if-match", "\"1\"")
-        .json(&reason())
-        .send()
-        .await
-        .expect("send");
+    let stale =
+        app.post_with("/v1/companies/lb-3/suspend", &sbb, ("if-match", "\"1\""), reason()).await;
     let refused = problem(stale, StatusCode::PRECONDITION_FAILED).await;
     assert_eq!(refused["current_version"], 2);
     assert_eq!(app.event_count().await, before);
     problem(
-        app.client
-            .post(app.url("/v1/companies/lb-3/suspend"))
-            .bearer_auth(&sbb)
-            .header("if-match", "soon")
-            .json(&reason())
-            .send()
-            .await
-            .expect("send"),
+        app.post_with("/v1/companies/lb-3/suspend", &sbb, ("if-match", "soon"), reason()).await,
         StatusCode::BAD_REQUEST,
     )
     .await;
 
-    let current = app
-        .client
-        .post(app.url("/v1/companies/lb-3/suspend"))
-        .bearer_auth(&sbb)
-        .header("if-match", "\"2\"")
-        .json(&reason())
-        .send()
-        .await
-        .expect("send");
+    let current =
+        app.post_with("/v1/companies/lb-3/suspend", &sbb, ("if-match", "\"2\""), reason()).await;
     assert_eq!(current.status(), StatusCode::ACCEPTED);
     assert_eq!(current.headers()["etag"], "\"3\"");
 }

@@ -96,6 +96,19 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A POST with one extra header (If-Match, Idempotency-Key, ...).
+    pub async fn post_with(
+        &self,
+        path: &str,
+        token: &str,
+        header: (&str, &str),
+        body: Value,
+    ) -> Response {
+        let request =
+            self.client.post(self.url(path)).bearer_auth(token).header(header.0, header.1);
+        request.json(&body).send().await.expect("request")
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Response {
         self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
     }
