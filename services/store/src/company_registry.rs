@@ -1,6 +1,8 @@
 //! Read model: the company registry — each company's standing as a whole and
 //! per qualification — and the queries the API serves from it.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::Aggregate;
@@ -27,24 +29,45 @@ impl crate::Projection for CompanyRegistry {
         &[Company::TYPE]
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent) -> Result<(), StoreError> {
-        let company_event: CompanyEvent = serde_json::from_value(event.payload.clone())?;
-        let record = match company_event {
-            CompanyEvent::CompanyRegistered(registered) => CompanyRecord::registered(registered),
-            other => {
-                let stored: Option<serde_json::Value> =
-                    sqlx::query_scalar("SELECT record FROM company_registry WHERE company_id = $1")
-                        .bind(&event.aggregate_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                // The log holds a registration before any other company event.
-                let Some(stored) = stored else { return Ok(()) };
-                let mut record: CompanyRecord = serde_json::from_value(stored)?;
-                record.apply(&other);
-                record
+    async fn apply(&self, tx: &mut PgConnection, events: &[LoggedEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
+        let stored: Vec<(String, serde_json::Value)> = sqlx::query_as(
+            "SELECT company_id, record FROM company_registry WHERE company_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut touched: HashMap<String, Touched> = HashMap::new();
+        let mut records: HashMap<String, CompanyRecord> = HashMap::new();
+        for (id, record) in stored {
+            records.insert(id, serde_json::from_value(record)?);
+        }
+        for event in events {
+            let company_event: CompanyEvent = serde_json::from_value(event.payload.clone())?;
+            match company_event {
+                CompanyEvent::CompanyRegistered(registered) => {
+                    records
+                        .insert(event.aggregate_id.clone(), CompanyRecord::registered(registered));
+                }
+                other => match records.get_mut(&event.aggregate_id) {
+                    Some(record) => record.apply(&other),
+                    // The log holds a registration before any other company event.
+                    None => continue,
+                },
             }
-        };
-        save(tx, &record, event).await
+            touched.insert(
+                event.aggregate_id.clone(),
+                Touched {
+                    version: event.sequence,
+                    position: event.position,
+                    at: event.recorded_at,
+                },
+            );
+        }
+        save(tx, &records, &touched).await
     }
 
     async fn reset(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
@@ -53,51 +76,92 @@ impl crate::Projection for CompanyRegistry {
     }
 }
 
+/// The last event applied to a company in a batch.
+struct Touched {
+    version: i64,
+    position: i64,
+    at: DateTime<Utc>,
+}
+
+/// Writes every company the batch touched: one statement per table.
 async fn save(
     tx: &mut PgConnection,
-    record: &CompanyRecord,
-    event: &LoggedEvent,
+    records: &HashMap<String, CompanyRecord>,
+    touched: &HashMap<String, Touched>,
 ) -> Result<(), StoreError> {
+    let mut rows = Rows::default();
+    for (id, last) in touched {
+        let Some(record) = records.get(id) else { continue };
+        rows.ids.push(id.clone());
+        rows.names.push(record.name.to_string());
+        rows.sectors.push(record.sector.to_string());
+        rows.regions.push(record.region.to_string());
+        rows.statuses.push(record.status().as_str());
+        rows.records.push(serde_json::to_value(record)?);
+        rows.versions.push(last.version);
+        rows.positions.push(last.position);
+        rows.updated.push(last.at);
+        for recognition in record.recognitions.values() {
+            rows.recognition_ids.push(id.clone());
+            rows.qualifications.push(recognition.qualification.to_string());
+            rows.recognition_statuses.push(recognition.status.as_str());
+            rows.valid_until.push(recognition.valid_until);
+        }
+    }
     sqlx::query(
         "INSERT INTO company_registry
                 (company_id, name, sector, region, status, record, version, last_position, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                              $6::jsonb[], $7::bigint[], $8::bigint[], $9::timestamptz[])
          ON CONFLICT (company_id) DO UPDATE
             SET name = excluded.name, sector = excluded.sector, region = excluded.region,
                 status = excluded.status, record = excluded.record, version = excluded.version,
                 last_position = excluded.last_position, updated_at = excluded.updated_at",
     )
-    .bind(record.company_id.as_str())
-    .bind(record.name.as_str())
-    .bind(record.sector.as_str())
-    .bind(record.region.as_str())
-    .bind(record.status().as_str())
-    .bind(serde_json::to_value(record)?)
-    .bind(event.sequence)
-    .bind(event.position)
-    .bind(event.recorded_at)
+    .bind(&rows.ids)
+    .bind(&rows.names)
+    .bind(&rows.sectors)
+    .bind(&rows.regions)
+    .bind(&rows.statuses)
+    .bind(&rows.records)
+    .bind(&rows.versions)
+    .bind(&rows.positions)
+    .bind(&rows.updated)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM company_recognitions WHERE company_id = $1")
-        .bind(record.company_id.as_str())
+    sqlx::query("DELETE FROM company_recognitions WHERE company_id = ANY($1)")
+        .bind(&rows.ids)
         .execute(&mut *tx)
         .await?;
-    let recognitions = record.recognitions.values();
-    let qualifications: Vec<&str> =
-        recognitions.clone().map(|r| r.qualification.as_str()).collect();
-    let statuses: Vec<&str> = recognitions.clone().map(|r| r.status.as_str()).collect();
-    let valid_until: Vec<NaiveDate> = recognitions.map(|r| r.valid_until).collect();
     sqlx::query(
         "INSERT INTO company_recognitions (company_id, qualification, status, valid_until)
-         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::date[])",
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[])",
     )
-    .bind(record.company_id.as_str())
-    .bind(&qualifications)
-    .bind(&statuses)
-    .bind(&valid_until)
+    .bind(&rows.recognition_ids)
+    .bind(&rows.qualifications)
+    .bind(&rows.recognition_statuses)
+    .bind(&rows.valid_until)
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// Column arrays for the batched writes.
+#[derive(Default)]
+struct Rows {
+    ids: Vec<String>,
+    names: Vec<String>,
+    sectors: Vec<String>,
+    regions: Vec<String>,
+    statuses: Vec<&'static str>,
+    records: Vec<serde_json::Value>,
+    versions: Vec<i64>,
+    positions: Vec<i64>,
+    updated: Vec<DateTime<Utc>>,
+    recognition_ids: Vec<String>,
+    qualifications: Vec<String>,
+    recognition_statuses: Vec<&'static str>,
+    valid_until: Vec<NaiveDate>,
 }
 
 /// A registry entry as read.

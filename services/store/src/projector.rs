@@ -19,8 +19,10 @@ use tokio::task::JoinHandle;
 use crate::StoreError;
 use crate::log::{EventLog, FeedFilter, LoggedEvent};
 
-/// Events applied per projector transaction.
-const BATCH: i64 = 1_000;
+/// Events applied per projector transaction. Kept moderate: the transaction
+/// holds an id while it writes, and the event log stamps no later transaction
+/// until it ends (see `log`), so a long batch would delay every command.
+const BATCH: i64 = 500;
 /// How often a standby worker checks whether the active one went away.
 const STANDBY_POLL: Duration = Duration::from_millis(250);
 
@@ -31,8 +33,10 @@ pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The aggregate types whose events it reads.
     fn aggregate_types(&self) -> &'static [&'static str];
-    /// Applies one event inside the projector's transaction.
-    async fn apply(&self, tx: &mut PgConnection, event: &LoggedEvent) -> Result<(), StoreError>;
+    /// Applies a batch of events, in log order, inside the projector's
+    /// transaction. Batches let a read model fold many events per row into one
+    /// write, which keeps the projector ahead of a busy command path.
+    async fn apply(&self, tx: &mut PgConnection, events: &[LoggedEvent]) -> Result<(), StoreError>;
     /// Empties the read model before a rebuild, inside the rebuild's transaction.
     async fn reset(&self, tx: &mut PgConnection) -> Result<(), StoreError>;
 }
@@ -149,9 +153,7 @@ impl Projections {
             ..FeedFilter::default()
         };
         let events = self.log.read_range(&mut tx, checkpoint, upto, BATCH, &filter).await?;
-        for event in &events {
-            projection.apply(&mut tx, event).await?;
-        }
+        projection.apply(&mut tx, &events).await?;
         // A full batch may stop short of `upto`; otherwise every position up to
         // `upto` has been seen (the rest belong to other aggregate types).
         let reached = match events.last() {
