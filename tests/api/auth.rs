@@ -182,3 +182,35 @@ mod base64_like {
         out
     }
 }
+
+#[tokio::test]
+async fn es256_accepts_its_key_and_refuses_other_algorithms() {
+    const ES_PUBLIC: &[u8] = include_bytes!("keys/es256-public.pem");
+    const ES_PRIVATE: &[u8] = include_bytes!("keys/es256-private.pem");
+    let jwt = JwtConfig {
+        key: JwtKey::Es256(ES_PUBLIC.to_vec()),
+        issuer: "stagepact-dev".into(),
+        audience: "stagepact".into(),
+    };
+    let app = spawn_app_with(jwt).await;
+    let good =
+        sign(&sbb_claims(), Algorithm::ES256, &EncodingKey::from_ec_pem(ES_PRIVATE).expect("key"));
+    let registered = app.post("/v1/companies", &good, company("es-1", "Utrecht")).await;
+    assert_eq!(registered.status(), StatusCode::CREATED);
+
+    let before = app.event_count().await;
+    let rsa = sign(
+        &sbb_claims(),
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(PRIVATE_PEM).expect("key"),
+    );
+    let hmac = sign(&sbb_claims(), Algorithm::HS256, &EncodingKey::from_secret(ES_PUBLIC));
+    for token in [rsa, hmac] {
+        problem(
+            app.post("/v1/companies", &token, company("es-2", "Utrecht")).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+    }
+    assert_eq!(app.event_count().await, before);
+}
