@@ -135,6 +135,10 @@ async fn serve_runs_embedded_postgresql_and_shuts_down_gracefully() {
         "the embedded PostgreSQL was not stopped cleanly"
     );
 
+    // Migrations are idempotent and can run on their own.
+    let migrated = stagepact(&data_dir).arg("migrate").output().expect("migrate");
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+
     // A projection rebuilt from the log while the server is down.
     let rebuilt = stagepact(&data_dir)
         .args(["projections", "rebuild", "company_registry"])

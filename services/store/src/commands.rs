@@ -23,6 +23,9 @@ use crate::log::{EventLog, upcasters};
 /// when the caller did not pin a version. Each retry waits a little, with
 /// jitter, so that a crowd of writers on one aggregate spreads out.
 const CONFLICT_RETRIES: u32 = 30;
+/// Events between aggregate snapshots: a command loads at most this many
+/// events after the latest snapshot, whatever the aggregate's age.
+const SNAPSHOT_EVERY: usize = 20;
 /// How long a command waits for its events' log position.
 const POSITION_WAIT: Duration = Duration::from_secs(10);
 
@@ -73,7 +76,8 @@ impl CommandBus {
     fn store<A: Aggregate<Services = ()>>(
         &self,
     ) -> PersistedEventStore<PostgresEventRepository, A> {
-        PersistedEventStore::new_event_store(PostgresEventRepository::new(self.log.pool().clone()))
+        let repository = PostgresEventRepository::new(self.log.pool().clone());
+        PersistedEventStore::new_snapshot_store(repository, SNAPSHOT_EVERY)
             .with_upcasters(upcasters())
     }
 
@@ -88,15 +92,15 @@ impl CommandBus {
         metadata: HashMap<String, String>,
     ) -> Result<Committed, CommandError<A::Error>>
     where
-        A: Aggregate<Services = ()>,
+        A: Aggregate<Services = ()> + Clone,
         A::Command: Clone,
     {
         let store = self.store::<A>();
         let head = self.log.subscribe();
         let mut attempt = 0;
-        let (version, recorded) = loop {
+        let (version, waiter) = loop {
             attempt += 1;
-            let mut context = store.load_aggregate(id).await.map_err(store_error)?;
+            let context = store.load_aggregate(id).await.map_err(store_error)?;
             let current = i64::try_from(context.current_sequence).unwrap_or(i64::MAX);
             if let Some(expected) = expected_version
                 && expected != current
@@ -104,18 +108,20 @@ impl CommandBus {
                 return Err(CommandError::VersionMismatch { expected, current });
             }
             let sink = EventSink::<A>::default();
-            context
-                .aggregate
-                .handle(command.clone(), &(), &sink)
-                .await
-                .map_err(CommandError::Rejected)?;
+            // Decide on a copy: cqrs-es 0.5's `EventSink` applies each event to
+            // the aggregate it is given, and its snapshot store applies the same
+            // events again when it writes a snapshot from the context. Handing
+            // the context over untouched keeps every event applied exactly once.
+            let mut scratch = context.aggregate.clone();
+            scratch.handle(command.clone(), &(), &sink).await.map_err(CommandError::Rejected)?;
             let events = sink.collect().await;
             if events.is_empty() {
                 return Ok(Committed { version: current, position: None });
             }
             let recorded = i64::try_from(events.len()).unwrap_or(i64::MAX);
+            let waiter = self.log.expect(A::TYPE, id, current + recorded);
             match store.commit(events, context, metadata.clone()).await {
-                Ok(_) => break (current + recorded, recorded),
+                Ok(_) => break (current + recorded, waiter),
                 Err(AggregateError::AggregateConflict) => {
                     if let Some(expected) = expected_version {
                         let current = self.version_of::<A>(id).await?;
@@ -130,8 +136,7 @@ impl CommandBus {
                 Err(other) => return Err(store_error(other)),
             }
         };
-        debug_assert!(recorded > 0);
-        let position = self.log.await_position(head, A::TYPE, id, version, POSITION_WAIT).await?;
+        let position = self.log.await_stamp(waiter, head, POSITION_WAIT).await?;
         if position.is_none() {
             tracing::warn!(
                 aggregate = A::TYPE,

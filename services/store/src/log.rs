@@ -17,7 +17,8 @@
 //! the log waits for it rather than skipping it. Statement and idle-transaction
 //! timeouts (see `db`) bound how long that can be.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,7 +26,7 @@ use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use serde_json::Value;
 use sqlx::postgres::{PgListener, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::StoreError;
@@ -82,12 +83,31 @@ pub struct FeedFilter {
     pub aggregate_ids: Option<Vec<String>>,
 }
 
+/// (aggregate type, aggregate id, sequence): one stored event.
+type EventKey = (String, String, i64);
+
 /// The log: reads, the head position, and the sequencer that stamps it.
 pub struct EventLog {
     pool: PgPool,
     head: watch::Sender<i64>,
     wake: Notify,
     upcasters: Vec<Box<dyn EventUpcaster>>,
+    /// Commands of this process waiting for their event's position; the
+    /// sequencer hands it over as it stamps, so no command polls for it.
+    waiters: Mutex<HashMap<EventKey, oneshot::Sender<i64>>>,
+}
+
+/// A registered wait for one event's position; unregisters when dropped.
+pub struct PositionWaiter<'a> {
+    log: &'a EventLog,
+    key: EventKey,
+    stamped: oneshot::Receiver<i64>,
+}
+
+impl Drop for PositionWaiter<'_> {
+    fn drop(&mut self) {
+        self.log.waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
+    }
 }
 
 impl std::fmt::Debug for EventLog {
@@ -115,7 +135,13 @@ impl EventLog {
         upcasters: Vec<Box<dyn EventUpcaster>>,
     ) -> Result<Arc<Self>, StoreError> {
         let head = current_head(&pool).await?;
-        Ok(Arc::new(Self { pool, head: watch::Sender::new(head), wake: Notify::new(), upcasters }))
+        Ok(Arc::new(Self {
+            pool,
+            head: watch::Sender::new(head),
+            wake: Notify::new(),
+            upcasters,
+            waiters: Mutex::new(HashMap::new()),
+        }))
     }
 
     /// The pool the log reads from.
@@ -157,24 +183,71 @@ impl EventLog {
         });
     }
 
+    /// Registers a wait for the position of an event about to be committed.
+    /// Register before the commit, so the stamping cannot slip in between.
+    pub fn expect(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+    ) -> PositionWaiter<'_> {
+        let key = (aggregate_type.to_owned(), aggregate_id.to_owned(), sequence);
+        let (sender, stamped) = oneshot::channel();
+        self.waiters.lock().unwrap_or_else(PoisonError::into_inner).insert(key.clone(), sender);
+        PositionWaiter { log: self, key, stamped }
+    }
+
+    /// Waits, at most `timeout`, for the position of a committed event. The
+    /// sequencer of this process hands it over; when another process's
+    /// sequencer stamped it, we learn it from the head and one lookup.
+    pub async fn await_stamp(
+        &self,
+        mut waiter: PositionWaiter<'_>,
+        head: watch::Receiver<i64>,
+        timeout: Duration,
+    ) -> Result<Option<i64>, StoreError> {
+        self.wake_sequencer();
+        let handed_over = Duration::from_millis(250).min(timeout);
+        if let Ok(Ok(position)) = tokio::time::timeout(handed_over, &mut waiter.stamped).await {
+            return Ok(Some(position));
+        }
+        let (aggregate_type, aggregate_id, sequence) = waiter.key.clone();
+        drop(waiter);
+        self.await_position(head, &aggregate_type, &aggregate_id, sequence, timeout - handed_over)
+            .await
+    }
+
+    fn hand_over(&self, stamped: Vec<(EventKey, i64)>) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        if waiters.is_empty() {
+            return;
+        }
+        for (key, position) in stamped {
+            if let Some(waiter) = waiters.remove(&key) {
+                let _ = waiter.send(position);
+            }
+        }
+    }
+
     async fn run_sequencer(self: Arc<Self>) {
         let mut failures = 0u32;
         loop {
-            match stamp_batch(&self.pool).await {
-                Ok(Stamp::Stamped(head)) => {
+            match stamp(&self.pool).await {
+                Ok((Stamp::Stamped(head), stamped)) => {
                     failures = 0;
                     self.advance_head(head);
+                    self.hand_over(stamped);
                     continue;
                 }
-                Ok(Stamp::HeldBack) => {
+                Ok((Stamp::HeldBack, _)) => {
                     failures = 0;
                     tokio::time::sleep(BLOCKED_POLL).await;
                 }
-                Ok(Stamp::Idle) => {
+                Ok((Stamp::Idle, _)) => {
                     failures = 0;
                     let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
                 }
-                Ok(Stamp::OtherSequencer) => tokio::time::sleep(BLOCKED_POLL * 5).await,
+                Ok((Stamp::OtherSequencer, _)) => tokio::time::sleep(BLOCKED_POLL * 5).await,
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(%error, "sequencer could not stamp the log");
@@ -371,15 +444,22 @@ pub enum Stamp {
 /// One sequencer round: stamps every event whose transaction is known to have
 /// ended, in transaction order, with positions following the highest one.
 pub async fn stamp_batch(pool: &PgPool) -> Result<Stamp, StoreError> {
+    stamp(pool).await.map(|(outcome, _)| outcome)
+}
+
+/// A sequencer round, with the events it stamped.
+async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<(EventKey, i64)>), StoreError> {
     let mut tx = pool.begin().await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(SEQUENCER_LOCK)
         .fetch_one(&mut *tx)
         .await?;
     if !locked {
-        return Ok(Stamp::OtherSequencer);
+        return Ok((Stamp::OtherSequencer, Vec::new()));
     }
-    let head: Option<i64> = sqlx::query_scalar(
+    // A statement of its own after the lock: its snapshot sees the previous
+    // sequencer's commit, so `base` is the true head.
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
         "WITH ready AS (
              SELECT aggregate_type, aggregate_id, sequence,
                     row_number() OVER (ORDER BY transaction_id, aggregate_type, aggregate_id, sequence) AS n
@@ -397,31 +477,26 @@ pub async fn stamp_batch(pool: &PgPool) -> Result<Stamp, StoreError> {
               WHERE e.aggregate_type = ready.aggregate_type
                 AND e.aggregate_id = ready.aggregate_id
                 AND e.sequence = ready.sequence
-             RETURNING e.log_position
+             RETURNING e.aggregate_type, e.aggregate_id, e.sequence, e.log_position
+         ), announced AS (
+             SELECT pg_notify($2, max(log_position)::text) FROM stamped HAVING count(*) > 0
          )
-         SELECT max(log_position) FROM stamped",
+         SELECT stamped.* FROM stamped LEFT JOIN announced ON true",
     )
     .bind(STAMP_BATCH)
-    .fetch_one(&mut *tx)
+    .bind(HEAD_CHANNEL)
+    .fetch_all(&mut *tx)
     .await?;
-    match head {
-        Some(head) => {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(HEAD_CHANNEL)
-                .bind(head.to_string())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Stamp::Stamped(head))
-        }
-        None => {
-            tx.rollback().await?;
-            let pending: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM events WHERE log_position IS NULL)",
-            )
+    if let Some(head) = rows.iter().map(|row| row.3).max() {
+        tx.commit().await?;
+        let stamped =
+            rows.into_iter().map(|(t, id, seq, position)| ((t, id, seq), position)).collect();
+        return Ok((Stamp::Stamped(head), stamped));
+    }
+    tx.rollback().await?;
+    let pending: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE log_position IS NULL)")
             .fetch_one(pool)
             .await?;
-            Ok(if pending { Stamp::HeldBack } else { Stamp::Idle })
-        }
-    }
+    Ok((if pending { Stamp::HeldBack } else { Stamp::Idle }, Vec::new()))
 }

@@ -64,7 +64,16 @@ async fn the_log_waits_for_a_slow_transaction_instead_of_skipping_it() {
         "the log moved past an open transaction"
     );
     assert_eq!(all(&log).await, vec![], "a reader saw events ahead of an open transaction");
-    assert_eq!(stamp_batch(&pool).await.expect("stamp"), Stamp::HeldBack);
+    // A sequencer round of our own (once the running one lets go of the lock)
+    // finds the later events ready but holds them back.
+    let mut outcome = Stamp::OtherSequencer;
+    for _ in 0..100 {
+        outcome = stamp_batch(&pool).await.expect("stamp");
+        if outcome != Stamp::OtherSequencer {
+            break;
+        }
+    }
+    assert_eq!(outcome, Stamp::HeldBack);
 
     slow.commit().await.expect("commit slow");
     log.wake_sequencer();
