@@ -40,6 +40,9 @@ pub async fn connect(url: &str, settings: &DbSettings) -> Result<PgPool, StoreEr
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
+        // A broken connection fails its query and is dropped; pinging every
+        // connection at checkout would cost a round trip per query.
+        .test_before_acquire(false)
         .connect_with(options)
         .await?;
     Ok(pool)

@@ -241,7 +241,9 @@ impl EventLog {
                 }
                 Ok((Stamp::HeldBack, _)) => {
                     failures = 0;
-                    tokio::time::sleep(BLOCKED_POLL).await;
+                    // Usually a command of ours is what holds it back: its
+                    // commit wakes us; another process's, the short poll finds.
+                    let _ = tokio::time::timeout(BLOCKED_POLL, self.wake.notified()).await;
                 }
                 Ok((Stamp::Idle, _)) => {
                     failures = 0;
@@ -450,10 +452,18 @@ pub async fn stamp_batch(pool: &PgPool) -> Result<Stamp, StoreError> {
 /// A sequencer round, with the events it stamped.
 async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<(EventKey, i64)>), StoreError> {
     let mut tx = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(SEQUENCER_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
+    // The stamping commits without waiting for its WAL flush: positions are
+    // ranks in the (transaction id, aggregate, sequence) order of committed
+    // events below the xmin frontier, so a stamp lost in a crash is re-derived
+    // identically — every event it covered was durably committed, and every
+    // transaction after the crash gets a higher id. The events themselves are
+    // written with synchronous commit, as always.
+    let locked: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_xact_lock($1) AND set_config('synchronous_commit', 'off', true) = 'off'",
+    )
+    .bind(SEQUENCER_LOCK)
+    .fetch_one(&mut *tx)
+    .await?;
     if !locked {
         return Ok((Stamp::OtherSequencer, Vec::new()));
     }

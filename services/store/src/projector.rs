@@ -1,8 +1,8 @@
 //! Checkpointed projectors: each read model applies the log in order and records
 //! how far it got in the same transaction as its update, so a crash can neither
 //! lose nor double an update. One worker per projection is active at a time
-//! across processes (`FOR UPDATE SKIP LOCKED` on its checkpoint row); the others
-//! stand by.
+//! across processes (a transaction-level advisory lock per projection); the
+//! others stand by.
 //!
 //! cqrs-es's in-process query dispatch is not used for delivery: events can be
 //! lost between commit and dispatch; the log cannot lose them.
@@ -23,6 +23,9 @@ use crate::log::{EventLog, FeedFilter, LoggedEvent};
 /// holds an id while it writes, and the event log stamps no later transaction
 /// until it ends (see `log`), so a long batch would delay every command.
 const BATCH: i64 = 500;
+/// The first key of the projectors' advisory locks (the second is the
+/// projection's name hashed): "STAG".
+const PROJECTOR_LOCKS: i32 = 0x5354_4147;
 /// How often a standby worker checks whether the active one went away.
 const STANDBY_POLL: Duration = Duration::from_millis(250);
 
@@ -128,16 +131,37 @@ impl Projections {
     async fn round(&self, projection: &dyn Projection) -> Result<Round, StoreError> {
         let pool = self.log.pool();
         let mut tx = pool.begin().await?;
-        let checkpoint: Option<i64> = sqlx::query_scalar(
-            "SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE SKIP LOCKED",
+        // One active worker per projection: a transaction-level advisory lock,
+        // not `FOR UPDATE`, because a row lock gives the transaction an id at
+        // once, and the event log stamps nothing newer until that id ends (see
+        // `log`) — the whole round would delay every command.
+        //
+        // Read models are derived data and move with their checkpoint in one
+        // transaction: if a crash loses the last commits, both roll back
+        // together and the events are applied again. So they need not wait for
+        // the WAL flush.
+        let active: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock($2, hashtext($1))
+                AND set_config('synchronous_commit', 'off', true) = 'off'",
         )
         .bind(projection.name())
-        .fetch_optional(&mut *tx)
+        .bind(PROJECTOR_LOCKS)
+        .fetch_one(&mut *tx)
         .await?;
+        if !active {
+            tx.rollback().await?;
+            return Ok(Round::Standby);
+        }
+        let checkpoint: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
+                .bind(projection.name())
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(checkpoint) = checkpoint else {
+            // A projection added after its migration: give it a checkpoint.
             tx.rollback().await?;
             ensure_checkpoint(pool, projection.name()).await?;
-            return Ok(Round::Standby);
+            return Ok(Round::Advanced(0));
         };
         let upto: i64 = sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM events")
             .fetch_one(&mut *tx)
@@ -197,8 +221,9 @@ impl Projections {
         ensure_checkpoint(pool, projection.name()).await?;
         let mut tx = pool.begin().await?;
         // Waits for an active worker's round to finish, then holds it off.
-        sqlx::query("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+        sqlx::query("SELECT pg_advisory_xact_lock($2, hashtext($1))")
             .bind(projection.name())
+            .bind(PROJECTOR_LOCKS)
             .execute(&mut *tx)
             .await?;
         projection.reset(&mut tx).await?;

@@ -1,0 +1,176 @@
+//! The environment of a run: a private durable PostgreSQL cluster, the API
+//! built on it and served in-process, a token and an HTTP client.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use stagepact_api::auth::{Authenticator, Role};
+use stagepact_api::{ApiConfig, App, AppState, JwtConfig, JwtKey};
+use stagepact_pgcluster::{Cluster, ClusterOptions, PgBinaries};
+use stagepact_store::DbSettings;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The database the benchmark creates in its cluster.
+pub const DATABASE: &str = "stagepact_bench";
+
+/// Everything a phase needs.
+pub struct Env {
+    /// The PostgreSQL programs (for `pgbench`).
+    pub binaries: PgBinaries,
+    /// The private cluster.
+    pub cluster: Cluster,
+    /// The application's pool (also used for the benchmark's own SQL).
+    pub pool: PgPool,
+    /// A clone of the served application's state, for in-process measurements.
+    pub state: AppState,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// An SBB bearer token.
+    pub token: String,
+    /// One shared HTTP client with a large connection pool.
+    pub http: reqwest::Client,
+    /// PostgreSQL's `version()`.
+    pub pg_version: String,
+    /// Durability settings as the server reports them (`fsync`, `synchronous_commit`, ...).
+    pub pg_settings: Vec<(String, String)>,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    // Declared last: dropped after the cluster is stopped.
+    dir: TempDir,
+}
+
+impl Env {
+    /// Starts the cluster and the API. `clients` sizes the HTTP connection pool;
+    /// `statement_stats` loads `pg_stat_statements` (which costs some throughput).
+    pub async fn start(clients: usize, statement_stats: bool) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("stagepact-bench-")
+            .tempdir()
+            .context("creating a temporary directory")?;
+        // When we are root the cluster runs as `postgres`, which must enter it.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+            .context("opening the temporary directory to the postgres user")?;
+        let data_dir = dir.path().join("data");
+        let (binaries, cluster) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let binaries = PgBinaries::locate().context("locating the PostgreSQL binaries")?;
+            let options = ClusterOptions {
+                data_dir,
+                durable: true,
+                max_connections: 300,
+                extra_settings: if statement_stats {
+                    vec![("shared_preload_libraries".to_owned(), "pg_stat_statements".to_owned())]
+                } else {
+                    Vec::new()
+                },
+            };
+            let cluster = Cluster::start(&binaries, options).context("starting PostgreSQL")?;
+            cluster.create_database(DATABASE).context("creating the benchmark database")?;
+            Ok((binaries, cluster))
+        })
+        .await
+        .context("the cluster start task failed")??;
+
+        let settings = DbSettings { max_connections: 32, acquire_timeout: Duration::from_secs(5) };
+        let pool = stagepact_store::connect(&cluster.url(DATABASE), &settings)
+            .await
+            .context("connecting to the benchmark database")?;
+        if statement_stats {
+            sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                .execute(&pool)
+                .await
+                .context("creating pg_stat_statements")?;
+        }
+        let pg_version: String = sqlx::query_scalar("SELECT version()")
+            .fetch_one(&pool)
+            .await
+            .context("reading the version")?;
+        let mut pg_settings = Vec::new();
+        for name in
+            ["fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "shared_buffers"]
+        {
+            let value: String = sqlx::query_scalar("SELECT current_setting($1)")
+                .bind(name)
+                .fetch_one(&pool)
+                .await
+                .with_context(|| format!("reading the setting {name}"))?;
+            pg_settings.push((name.to_owned(), value));
+        }
+
+        let secret = format!("{}{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()).into_bytes();
+        let jwt = JwtConfig {
+            key: JwtKey::Hs256(secret),
+            issuer: "stagepact-dev".into(),
+            audience: "stagepact".into(),
+        };
+        let token = Authenticator::new(&jwt)?.mint("bench", Role::Sbb, None, None, 3600)?;
+        let app =
+            App::build(pool.clone(), ApiConfig::new(jwt)).await.context("building the API")?;
+        let state = app.state.clone();
+        let listener =
+            TcpListener::bind("127.0.0.1:0").await.context("binding the API listener")?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.serve(listener, async move {
+            let _ = signal.await;
+        }));
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(clients * 2 + 8)
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            binaries,
+            cluster,
+            pool,
+            state,
+            base,
+            token,
+            http,
+            pg_version,
+            pg_settings,
+            shutdown,
+            server,
+            dir,
+        })
+    }
+
+    /// Prepares the database for a measured phase: every event stamped, fresh
+    /// statistics, a checkpoint (so no phase pays for an earlier one's).
+    pub async fn settle(&self) -> anyhow::Result<()> {
+        crate::seed::await_stamped(self, Duration::from_secs(120)).await?;
+        for statement in ["ANALYZE", "CHECKPOINT"] {
+            sqlx::query(statement)
+                .execute(&self.pool)
+                .await
+                .with_context(|| format!("running {statement}"))?;
+        }
+        Ok(())
+    }
+
+    /// Where the benchmark keeps scratch files (pgbench script and logs).
+    pub fn scratch(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Stops the server (gracefully), closes the pool and stops PostgreSQL.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let Self { cluster, pool, state, shutdown, server, dir, .. } = self;
+        let _ = shutdown.send(());
+        server.await.context("the server task failed")?.context("serving")?;
+        drop(state);
+        pool.close().await;
+        tokio::task::spawn_blocking(move || cluster.stop())
+            .await
+            .context("the cluster stop task failed")?
+            .context("stopping PostgreSQL")?;
+        drop(dir);
+        Ok(())
+    }
+}
