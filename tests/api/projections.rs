@@ -31,8 +31,8 @@ async fn rebuilding_the_company_registry_gives_the_same_read_model() {
         .fetch_all(&app.pool)
         .await
         .expect("registry");
-        let recognitions: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT company_id, qualification, status FROM company_recognitions ORDER BY 1, 2",
+        let recognitions: Vec<(String, String, chrono::NaiveDate)> = sqlx::query_as(
+            "SELECT company_id, qualification, valid_until FROM company_recognitions ORDER BY 1, 2",
         )
         .fetch_all(&app.pool)
         .await

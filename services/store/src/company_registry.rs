@@ -40,15 +40,20 @@ impl crate::Projection for CompanyRegistry {
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        let mut touched: HashMap<String, Touched> = HashMap::new();
         let mut records: HashMap<String, CompanyRecord> = HashMap::new();
         for (id, record) in stored {
             records.insert(id, serde_json::from_value(record)?);
         }
+        // Each company's qualifications before the batch: only a change to them
+        // rewrites its rows in `company_recognitions`.
+        let mut held_before: HashMap<String, Vec<Held>> =
+            records.iter().map(|(id, record)| (id.clone(), held(record))).collect();
+        let mut touched: HashMap<String, Touched> = HashMap::new();
         for event in events {
             let company_event: CompanyEvent = serde_json::from_value(event.payload.clone())?;
             match company_event {
                 CompanyEvent::CompanyRegistered(registered) => {
+                    held_before.entry(event.aggregate_id.clone()).or_default();
                     records
                         .insert(event.aggregate_id.clone(), CompanyRecord::registered(registered));
                 }
@@ -67,13 +72,28 @@ impl crate::Projection for CompanyRegistry {
                 },
             );
         }
-        save(tx, &records, &touched).await
+        let requalified: Vec<&str> = touched
+            .keys()
+            .filter(|id| {
+                let after = records.get(*id).map(held).unwrap_or_default();
+                held_before.get(*id).is_none_or(|before| *before != after)
+            })
+            .map(String::as_str)
+            .collect();
+        save(tx, &records, &touched, &requalified).await
     }
 
     async fn reset(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
         sqlx::query("TRUNCATE company_recognitions, company_registry").execute(tx).await?;
         Ok(())
     }
+}
+
+/// A qualification a company holds a recognition for, and until when.
+type Held = (String, NaiveDate);
+
+fn held(record: &CompanyRecord) -> Vec<Held> {
+    record.recognitions.values().map(|r| (r.qualification.to_string(), r.valid_until)).collect()
 }
 
 /// The last event applied to a company in a batch.
@@ -83,11 +103,13 @@ struct Touched {
     at: DateTime<Utc>,
 }
 
-/// Writes every company the batch touched: one statement per table.
+/// Writes every company the batch touched, and the qualifications of those
+/// whose qualifications changed: one statement per table.
 async fn save(
     tx: &mut PgConnection,
     records: &HashMap<String, CompanyRecord>,
     touched: &HashMap<String, Touched>,
+    requalified: &[&str],
 ) -> Result<(), StoreError> {
     let mut rows = Rows::default();
     for (id, last) in touched {
@@ -101,11 +123,13 @@ async fn save(
         rows.versions.push(last.version);
         rows.positions.push(last.position);
         rows.updated.push(last.at);
-        for recognition in record.recognitions.values() {
-            rows.recognition_ids.push(id.clone());
-            rows.qualifications.push(recognition.qualification.to_string());
-            rows.recognition_statuses.push(recognition.status.as_str());
-            rows.valid_until.push(recognition.valid_until);
+    }
+    for id in requalified {
+        let Some(record) = records.get(*id) else { continue };
+        for (qualification, valid_until) in held(record) {
+            rows.recognition_ids.push((*id).to_owned());
+            rows.qualifications.push(qualification);
+            rows.valid_until.push(valid_until);
         }
     }
     sqlx::query(
@@ -129,17 +153,19 @@ async fn save(
     .bind(&rows.updated)
     .execute(&mut *tx)
     .await?;
+    if requalified.is_empty() {
+        return Ok(());
+    }
     sqlx::query("DELETE FROM company_recognitions WHERE company_id = ANY($1)")
-        .bind(&rows.ids)
+        .bind(requalified)
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "INSERT INTO company_recognitions (company_id, qualification, status, valid_until)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[])",
+        "INSERT INTO company_recognitions (company_id, qualification, valid_until)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::date[])",
     )
     .bind(&rows.recognition_ids)
     .bind(&rows.qualifications)
-    .bind(&rows.recognition_statuses)
     .bind(&rows.valid_until)
     .execute(&mut *tx)
     .await?;
@@ -160,7 +186,6 @@ struct Rows {
     updated: Vec<DateTime<Utc>>,
     recognition_ids: Vec<String>,
     qualifications: Vec<String>,
-    recognition_statuses: Vec<&'static str>,
     valid_until: Vec<NaiveDate>,
 }
 
