@@ -1,7 +1,6 @@
 //! Building the application (state, background workers, router) and serving it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -203,6 +202,3 @@ async fn event_schema(
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/schema+json"))], artifact)
         .into_response())
 }
-
-/// How long a request may wait for the database pool before a 503.
-pub const POOL_WAIT: Duration = Duration::from_secs(5);

@@ -25,7 +25,7 @@ const MAX_WAIT: u64 = 30;
 /// Query of `listEvents` (documentation; parsed by hand because `type` repeats).
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "documents the query for OpenAPI; parsed by hand in `parse`")]
 pub struct FeedQuery {
     /// Only events after this log position (exclusive); 0 or absent: from the start.
     #[param(minimum = 0)]
