@@ -9,12 +9,11 @@ use std::time::Duration;
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use proptest::prelude::*;
 use serde_json::json;
-use sqlx::PgPool;
 use stagepact_store::log::{Stamp, stamp_batch};
 use stagepact_store::testing::fresh_pool;
 use stagepact_store::{EventLog, FeedFilter};
 
-async fn append(pool: &PgPool, id: &str, sequence: i64) {
+async fn append<'e>(executor: impl sqlx::PgExecutor<'e>, id: &str, sequence: i64) {
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          VALUES ('probe', $1, $2, 'Probed', '1', $3, '{}')",
@@ -22,7 +21,7 @@ async fn append(pool: &PgPool, id: &str, sequence: i64) {
     .bind(id)
     .bind(sequence)
     .bind(json!({"Probed": {"n": sequence}}))
-    .execute(pool)
+    .execute(executor)
     .await
     .expect("append");
 }
@@ -44,13 +43,7 @@ async fn the_log_waits_for_a_slow_transaction_instead_of_skipping_it() {
 
     // A writer that has appended but not yet committed.
     let mut slow = pool.begin().await.expect("begin");
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('probe', 'slow', 1, 'Probed', '1', '{\"Probed\": {}}', '{}')",
-    )
-    .execute(&mut *slow)
-    .await
-    .expect("slow append");
+    append(&mut *slow, "slow", 1).await;
 
     // Two faster writers commit after it started.
     append(&pool, "fast-a", 1).await;
@@ -95,13 +88,7 @@ async fn a_rolled_back_append_leaves_no_gap() {
     let workers = log.spawn();
 
     let mut aborted = pool.begin().await.expect("begin");
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('probe', 'gone', 1, 'Probed', '1', '{}', '{}')",
-    )
-    .execute(&mut *aborted)
-    .await
-    .expect("append");
+    append(&mut *aborted, "gone", 1).await;
     append(&pool, "kept", 1).await;
     aborted.rollback().await.expect("rollback");
     append(&pool, "kept", 2).await;
@@ -194,15 +181,7 @@ async fn concurrent_writers_against_one_reader(writers: Vec<Vec<(u8, u8)>>) {
                 let mut tx = pool.begin().await.expect("begin");
                 for _ in 0..count {
                     sequence += 1;
-                    sqlx::query(
-                        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                         VALUES ('probe', $1, $2, 'Probed', '1', '{}', '{}')",
-                    )
-                    .bind(&id)
-                    .bind(sequence)
-                    .execute(&mut *tx)
-                    .await
-                    .expect("append");
+                    append(&mut *tx, &id, sequence).await;
                     // Hold the transaction open so commits interleave out of order.
                     tokio::time::sleep(Duration::from_millis(u64::from(hold_ms))).await;
                 }
