@@ -214,3 +214,32 @@ async fn es256_accepts_its_key_and_refuses_other_algorithms() {
     }
     assert_eq!(app.event_count().await, before);
 }
+
+#[tokio::test]
+async fn an_audience_list_is_accepted_when_it_names_us() {
+    let app = spawn_app().await;
+    let key = EncodingKey::from_secret(SECRET);
+    let listed = sign(
+        &spoiled(|c| {
+            c.insert("aud".into(), json!(["other-api", "stagepact"]));
+        }),
+        Algorithm::HS256,
+        &key,
+    );
+    assert_eq!(
+        app.post("/v1/companies", &listed, company("aud-1", "Utrecht")).await.status(),
+        StatusCode::CREATED
+    );
+    let foreign = sign(
+        &spoiled(|c| {
+            c.insert("aud".into(), json!(["other-api"]));
+        }),
+        Algorithm::HS256,
+        &key,
+    );
+    problem(
+        app.post("/v1/companies", &foreign, company("aud-2", "Utrecht")).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}

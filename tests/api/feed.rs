@@ -108,6 +108,8 @@ async fn the_feed_shows_each_role_what_it_may_see() {
         .filter_map(|e| e["subject"].as_str())
         .collect();
     assert_eq!(subjects, ["own", "own"], "a company sees only its own events");
+    let head = page(&app, "", &sbb).await["next"].clone();
+    assert_eq!(as_company["next"], head, "the cursor moves past events the caller does not see");
 
     let as_school =
         page(&app, "?type=nl.stagepact.company.recognition_suspended", &app.school()).await;

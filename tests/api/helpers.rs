@@ -5,7 +5,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use stagepact_api::auth::{Authenticator, Claims, Role};
+use stagepact_api::auth::{Audience, Authenticator, Claims, Role};
 use stagepact_api::{ApiConfig, App, AppState, JwtConfig, JwtKey};
 use stagepact_store::DbSettings;
 use std::sync::Arc;
@@ -201,7 +201,7 @@ pub fn now() -> u64 {
 pub fn sbb_claims() -> Value {
     serde_json::to_value(Claims {
         iss: "stagepact-dev".into(),
-        aud: "stagepact".into(),
+        aud: Audience::One("stagepact".into()),
         sub: "tester".into(),
         exp: now() + 600,
         iat: Some(now()),

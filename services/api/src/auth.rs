@@ -55,8 +55,8 @@ impl fmt::Display for Role {
 pub struct Claims {
     /// Issuer.
     pub iss: String,
-    /// Audience.
-    pub aud: String,
+    /// Audience: one, or a list (RFC 7519 allows both; jsonwebtoken checks it).
+    pub aud: Audience,
     /// Subject: who acts (a staff member, an app user).
     pub sub: String,
     /// Expiry, seconds since the epoch.
@@ -75,6 +75,16 @@ pub struct Claims {
     /// The student id, for `student`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub student: Option<String>,
+}
+
+/// The `aud` claim.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
 }
 
 /// An authenticated caller.
@@ -207,7 +217,7 @@ impl Authenticator {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: Audience::One(self.audience.clone()),
             sub: subject.to_owned(),
             exp: now + valid_for_seconds,
             iat: Some(now),

@@ -1,8 +1,9 @@
 -- Aggregate snapshots (postgres-es's snapshot table): a cache of an aggregate's
 -- state every few events, so a command loads the snapshot and the events after
 -- it instead of the whole history. The events stay the source of truth: this
--- table may be truncated at any time (and must be, when an aggregate's state
--- type changes shape).
+-- table may be truncated at any time (a command that was writing a snapshot
+-- meanwhile is recognised by its command id, see src/commands.rs), and must be
+-- when an aggregate's state type changes shape.
 CREATE TABLE snapshots (
     aggregate_type   text   NOT NULL,
     aggregate_id     text   NOT NULL,

@@ -26,6 +26,8 @@ const CONFLICT_RETRIES: u32 = 30;
 /// Events between aggregate snapshots: a command loads at most this many
 /// events after the latest snapshot, whatever the aggregate's age.
 const SNAPSHOT_EVERY: usize = 20;
+/// The metadata key that marks which command recorded an event.
+const COMMAND_ID: &str = "command_id";
 /// How long a command waits for its events' log position.
 const POSITION_WAIT: Duration = Duration::from_secs(10);
 
@@ -97,6 +99,11 @@ impl CommandBus {
     {
         let store = self.store::<A>();
         let head = self.log.subscribe();
+        // Marks this command's events, so a commit that reports a conflict
+        // after all can be recognised (see below).
+        let command_id = uuid::Uuid::new_v4().to_string();
+        let mut metadata = metadata;
+        metadata.insert(COMMAND_ID.to_owned(), command_id.clone());
         let mut attempt = 0;
         let (version, waiter) = loop {
             attempt += 1;
@@ -122,6 +129,14 @@ impl CommandBus {
             let waiter = self.log.expect(A::TYPE, id, current + recorded);
             match store.commit(events, context, metadata.clone()).await {
                 Ok(_) => break (current + recorded, waiter),
+                // postgres-es commits the events before it checks the snapshot
+                // update, and reports a conflict when that matched no row (a
+                // snapshot replaced or removed meanwhile): the events may be in.
+                Err(AggregateError::AggregateConflict)
+                    if self.recorded_by::<A>(id, current + recorded, &command_id).await? =>
+                {
+                    break (current + recorded, waiter);
+                }
                 Err(AggregateError::AggregateConflict) => {
                     if let Some(expected) = expected_version {
                         let current = self.version_of::<A>(id).await?;
@@ -136,7 +151,14 @@ impl CommandBus {
                 Err(other) => return Err(store_error(other)),
             }
         };
-        let position = self.log.await_stamp(waiter, head, POSITION_WAIT).await?;
+        // The events are committed: whatever happens now, the answer is success.
+        let position = match self.log.await_stamp(waiter, head, POSITION_WAIT).await {
+            Ok(position) => position,
+            Err(error) => {
+                tracing::warn!(%error, "could not learn the log position of committed events");
+                None
+            }
+        };
         if position.is_none() {
             tracing::warn!(
                 aggregate = A::TYPE,
@@ -146,6 +168,26 @@ impl CommandBus {
             );
         }
         Ok(Committed { version, position })
+    }
+
+    /// Whether the event at `sequence` was recorded by the command `command_id`.
+    async fn recorded_by<A: Aggregate>(
+        &self,
+        id: &str,
+        sequence: i64,
+        command_id: &str,
+    ) -> Result<bool, StoreError> {
+        let recorded: Option<String> = sqlx::query_scalar(
+            "SELECT metadata->>'command_id' FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+        )
+        .bind(A::TYPE)
+        .bind(id)
+        .bind(sequence)
+        .fetch_optional(self.log.pool())
+        .await?
+        .flatten();
+        Ok(recorded.as_deref() == Some(command_id))
     }
 
     /// The aggregate's current version (0 when it has no events).

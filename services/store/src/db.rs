@@ -36,6 +36,10 @@ pub async fn connect(url: &str, settings: &DbSettings) -> Result<PgPool, StoreEr
             ("statement_timeout", "15s"),
             ("idle_in_transaction_session_timeout", "10s"),
             ("lock_timeout", "5s"),
+            // Events must be durable before they are visible: the event log's
+            // stamping relies on it (see `log`). Its own transactions, and the
+            // projectors', lower it locally.
+            ("synchronous_commit", "on"),
         ]);
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)

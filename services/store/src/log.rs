@@ -18,13 +18,14 @@
 //! timeouts (see `db`) bound how long that can be.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use serde_json::Value;
-use sqlx::postgres::{PgListener, PgRow};
+use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -39,6 +40,8 @@ const STAMP_BATCH: i64 = 5_000;
 const SEQUENCER_LOCK: i64 = 0x5354_4147_5345_5131; // "STAGSEQ1"
 /// How often an idle sequencer looks for events written by other processes.
 const IDLE_POLL: Duration = Duration::from_millis(100);
+/// Connections of the background pool: sequencer, listener, and projectors.
+const BACKGROUND_CONNECTIONS: u32 = 6;
 /// How soon the sequencer looks again while an older transaction holds it back.
 const BLOCKED_POLL: Duration = Duration::from_millis(2);
 
@@ -85,28 +88,43 @@ pub struct FeedFilter {
 
 /// (aggregate type, aggregate id, sequence): one stored event.
 type EventKey = (String, String, i64);
+/// A waiting command: its token and where to send the position.
+type Waiting = (u64, oneshot::Sender<i64>);
 
 /// The log: reads, the head position, and the sequencer that stamps it.
 pub struct EventLog {
     pool: PgPool,
+    /// The sequencer's, the listener's and the projectors' own connections, so
+    /// they never queue behind requests that are waiting for them.
+    background: PgPool,
     head: watch::Sender<i64>,
     wake: Notify,
     upcasters: Vec<Box<dyn EventUpcaster>>,
     /// Commands of this process waiting for their event's position; the
     /// sequencer hands it over as it stamps, so no command polls for it.
-    waiters: Mutex<HashMap<EventKey, oneshot::Sender<i64>>>,
+    waiters: Mutex<HashMap<EventKey, Vec<Waiting>>>,
+    next_waiter: AtomicU64,
+    /// Whether this process's sequencer held the log in its last round.
+    stamping_here: AtomicBool,
 }
 
 /// A registered wait for one event's position; unregisters when dropped.
 pub struct PositionWaiter<'a> {
     log: &'a EventLog,
     key: EventKey,
+    token: u64,
     stamped: oneshot::Receiver<i64>,
 }
 
 impl Drop for PositionWaiter<'_> {
     fn drop(&mut self) {
-        self.log.waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
+        let mut waiters = self.log.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = waiters.get_mut(&self.key) {
+            list.retain(|(token, _)| *token != self.token);
+            if list.is_empty() {
+                waiters.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -135,18 +153,30 @@ impl EventLog {
         upcasters: Vec<Box<dyn EventUpcaster>>,
     ) -> Result<Arc<Self>, StoreError> {
         let head = current_head(&pool).await?;
+        let background = PgPoolOptions::new()
+            .max_connections(BACKGROUND_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with((*pool.connect_options()).clone());
         Ok(Arc::new(Self {
             pool,
+            background,
             head: watch::Sender::new(head),
             wake: Notify::new(),
             upcasters,
             waiters: Mutex::new(HashMap::new()),
+            next_waiter: AtomicU64::new(0),
+            stamping_here: AtomicBool::new(false),
         }))
     }
 
-    /// The pool the log reads from.
+    /// The pool the log reads from (shared with requests).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The background workers' own pool.
+    pub fn background(&self) -> &PgPool {
+        &self.background
     }
 
     /// Starts the sequencer and the listener that follows other processes'
@@ -192,29 +222,55 @@ impl EventLog {
         sequence: i64,
     ) -> PositionWaiter<'_> {
         let key = (aggregate_type.to_owned(), aggregate_id.to_owned(), sequence);
+        let token = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         let (sender, stamped) = oneshot::channel();
-        self.waiters.lock().unwrap_or_else(PoisonError::into_inner).insert(key.clone(), sender);
-        PositionWaiter { log: self, key, stamped }
+        self.waiters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .push((token, sender));
+        PositionWaiter { log: self, key, token, stamped }
     }
 
-    /// Waits, at most `timeout`, for the position of a committed event. The
-    /// sequencer of this process hands it over; when another process's
-    /// sequencer stamped it, we learn it from the head and one lookup.
+    /// Waits, at most `timeout`, for the position of a committed event. This
+    /// process's sequencer hands it over; when another process's sequencer holds
+    /// the log, each move of the head is checked with one lookup.
     pub async fn await_stamp(
         &self,
         mut waiter: PositionWaiter<'_>,
-        head: watch::Receiver<i64>,
+        mut head: watch::Receiver<i64>,
         timeout: Duration,
     ) -> Result<Option<i64>, StoreError> {
         self.wake_sequencer();
-        let handed_over = Duration::from_millis(250).min(timeout);
-        if let Ok(Ok(position)) = tokio::time::timeout(handed_over, &mut waiter.stamped).await {
-            return Ok(Some(position));
-        }
+        let deadline = tokio::time::Instant::now() + timeout;
         let (aggregate_type, aggregate_id, sequence) = waiter.key.clone();
-        drop(waiter);
-        self.await_position(head, &aggregate_type, &aggregate_id, sequence, timeout - handed_over)
-            .await
+        loop {
+            tokio::select! {
+                biased;
+                stamped = &mut waiter.stamped => {
+                    if let Ok(position) = stamped {
+                        return Ok(Some(position));
+                    }
+                    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    drop(waiter);
+                    return self.await_position(head, &aggregate_type, &aggregate_id, sequence, remaining).await;
+                }
+                moved = tokio::time::timeout_at(deadline, head.changed()) => {
+                    if !matches!(moved, Ok(Ok(()))) {
+                        return self.position_of(&aggregate_type, &aggregate_id, sequence).await;
+                    }
+                    // The hand-over comes before the head moves; a lookup is only
+                    // needed when another process stamps.
+                    if !self.stamping_here.load(Ordering::Relaxed)
+                        && let Some(position) =
+                            self.position_of(&aggregate_type, &aggregate_id, sequence).await?
+                    {
+                        return Ok(Some(position));
+                    }
+                }
+            }
+        }
     }
 
     fn hand_over(&self, stamped: Vec<(EventKey, i64)>) {
@@ -223,7 +279,7 @@ impl EventLog {
             return;
         }
         for (key, position) in stamped {
-            if let Some(waiter) = waiters.remove(&key) {
+            for (_, waiter) in waiters.remove(&key).unwrap_or_default() {
                 let _ = waiter.send(position);
             }
         }
@@ -232,11 +288,14 @@ impl EventLog {
     async fn run_sequencer(self: Arc<Self>) {
         let mut failures = 0u32;
         loop {
-            match stamp(&self.pool).await {
+            let round = stamp(&self.background).await;
+            let here = !matches!(round, Ok((Stamp::OtherSequencer, _)) | Err(_));
+            self.stamping_here.store(here, Ordering::Relaxed);
+            match round {
                 Ok((Stamp::Stamped(head), stamped)) => {
                     failures = 0;
-                    self.advance_head(head);
                     self.hand_over(stamped);
+                    self.advance_head(head);
                     continue;
                 }
                 Ok((Stamp::HeldBack, _)) => {
@@ -272,7 +331,7 @@ impl EventLog {
     }
 
     async fn listen_once(&self) -> Result<(), StoreError> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
+        let mut listener = PgListener::connect_with(&self.background).await?;
         listener.listen(HEAD_CHANNEL).await?;
         // Anything stamped while we were not listening.
         self.advance_head(current_head(&self.pool).await?);
@@ -293,6 +352,22 @@ impl EventLog {
     ) -> Result<Vec<LoggedEvent>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         self.read_range(&mut conn, after, i64::MAX, limit, filter).await
+    }
+
+    /// Events after `after` up to the head as of the call, and that head: a
+    /// page with fewer than `limit` events has seen every position up to it.
+    pub async fn read_until_head(
+        &self,
+        after: i64,
+        limit: i64,
+        filter: &FeedFilter,
+    ) -> Result<(Vec<LoggedEvent>, i64), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let upto: i64 = sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM events")
+            .fetch_one(&mut *conn)
+            .await?;
+        let events = self.read_range(&mut conn, after, upto, limit, filter).await?;
+        Ok((events, upto))
     }
 
     /// Events with `after < position <= upto`, in log order, at most `limit`,

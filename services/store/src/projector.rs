@@ -129,7 +129,7 @@ impl Projections {
     /// One transaction: lock the checkpoint, apply the next batch, move the
     /// checkpoint, commit.
     async fn round(&self, projection: &dyn Projection) -> Result<Round, StoreError> {
-        let pool = self.log.pool();
+        let pool = self.log.background();
         let mut tx = pool.begin().await?;
         // One active worker per projection: a transaction-level advisory lock,
         // not `FOR UPDATE`, because a row lock gives the transaction an id at
@@ -217,7 +217,7 @@ impl Projections {
     /// it. Returns the position reached.
     pub async fn rebuild(&self, name: &str) -> Result<i64, StoreError> {
         let (projection, checkpoint) = self.find(name)?;
-        let pool = self.log.pool();
+        let pool = self.log.background();
         ensure_checkpoint(pool, projection.name()).await?;
         let mut tx = pool.begin().await?;
         // Waits for an active worker's round to finish, then holds it off.
@@ -256,7 +256,7 @@ impl Projections {
             if *local.borrow_and_update() >= position {
                 return Ok(true);
             }
-            if stored_checkpoint(self.log.pool(), name).await? >= position {
+            if stored_checkpoint(self.log.background(), name).await? >= position {
                 return Ok(true);
             }
             let step = tokio::time::Instant::now() + Duration::from_millis(50);
@@ -271,7 +271,7 @@ impl Projections {
     pub async fn checkpoints(&self) -> Result<HashMap<String, i64>, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT name, position FROM projection_checkpoints")
-                .fetch_all(self.log.pool())
+                .fetch_all(self.log.background())
                 .await?;
         Ok(rows.into_iter().collect())
     }

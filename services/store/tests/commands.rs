@@ -152,3 +152,35 @@ async fn concurrent_writers_on_one_aggregate_lose_nothing() {
         .expect("count");
     assert_eq!(count, 24);
 }
+
+/// postgres-es commits the events and then reports a conflict when the
+/// snapshot row it updates has gone (e.g. `TRUNCATE snapshots` meanwhile):
+/// the command must count as done, not be run a second time.
+#[tokio::test]
+async fn a_conflict_reported_after_the_commit_records_the_event_once() {
+    let (bus, log, _workers) = bus().await;
+    for _ in 0..39 {
+        bus.execute::<Counter>("s", Increment { up_to: 100 }, None, Default::default())
+            .await
+            .expect("execute");
+    }
+    // Removes the snapshot between the event insert and the snapshot update.
+    sqlx::raw_sql(
+        "CREATE FUNCTION drop_snapshot() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN DELETE FROM snapshots WHERE aggregate_id = NEW.aggregate_id; RETURN NEW; END $$;
+         CREATE TRIGGER drop_snapshot BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION drop_snapshot();",
+    )
+    .execute(log.pool())
+    .await
+    .expect("trigger");
+    let fortieth = bus
+        .execute::<Counter>("s", Increment { up_to: 100 }, None, Default::default())
+        .await
+        .expect("execute");
+    assert_eq!(fortieth.version, 40);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = 's'")
+        .fetch_one(log.pool())
+        .await
+        .expect("count");
+    assert_eq!(count, 40, "the command was recorded once");
+}

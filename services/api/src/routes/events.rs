@@ -72,7 +72,8 @@ pub struct CloudEvent {
 pub struct EventPage {
     /// The events, in log order.
     pub events: Vec<CloudEvent>,
-    /// Pass as `after` in the next call.
+    /// Pass as `after` in the next call. It may lie beyond the last event
+    /// returned: the log was read up to there and nothing else matched.
     pub next: i64,
 }
 
@@ -190,20 +191,29 @@ pub async fn list_events(
         FeedFilter { event_types: (!params.types.is_empty()).then_some(params.types), ..visible };
     let deadline = tokio::time::Instant::now() + params.wait;
     let mut shutdown = state.shutdown.clone();
-    let events = loop {
+    let mut after = params.after;
+    let (events, upto) = loop {
         let seen_head = state.log.head();
-        let events = state.log.read(params.after, params.limit, &filter).await?;
+        let (events, upto) = state.log.read_until_head(after, params.limit, &filter).await?;
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         if !events.is_empty() || remaining.is_zero() || *shutdown.borrow() {
-            break events;
+            break (events, upto);
         }
+        // Nothing for this caller up to `upto`: the next look starts there.
+        after = after.max(upto);
         // Nothing yet: wait for the log to move (or the wait to end) and look again.
         tokio::select! {
             _ = state.log.await_head_after(seen_head, remaining) => {}
             _ = shutdown.changed() => {}
         }
     };
-    let next = events.last().map_or(params.after, |e| e.position);
+    // A page that is not full has seen everything up to `upto`, so the cursor
+    // moves past events the caller does not see or did not ask for.
+    let full = events.len() as i64 == params.limit;
+    let next = match events.last() {
+        Some(last) if full => last.position,
+        _ => upto.max(params.after),
+    };
     Ok(Json(EventPage {
         events: events.into_iter().map(|e| cloud_event(&principal, e)).collect(),
         next,
