@@ -201,6 +201,9 @@ async fn if_match_guards_the_version() {
         app.post_with("/v1/companies/lb-3/suspend", &sbb, ("if-match", "\"2\""), reason()).await;
     assert_eq!(current.status(), StatusCode::ACCEPTED);
     assert_eq!(current.headers()["etag"], "\"3\"");
+    let any =
+        app.post_with("/v1/companies/lb-3/reinstate", &sbb, ("if-match", "*"), reason()).await;
+    assert_eq!(any.status(), StatusCode::ACCEPTED, "If-Match: * takes any current version");
 }
 
 /// Many SBB clients change one company at once: every accepted command has

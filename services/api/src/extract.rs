@@ -93,6 +93,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
             return Ok(Self(None));
         };
         let text = value.to_str().unwrap_or_default().trim();
+        // `*`: any current version (commands other than a registration need an
+        // existing aggregate anyway).
+        if text == "*" {
+            return Ok(Self(None));
+        }
         let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
         match bare.parse::<i64>() {
             Ok(version) if version >= 0 => Ok(Self(Some(version))),

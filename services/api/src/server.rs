@@ -99,6 +99,7 @@ impl App {
         let projections = Projections::new(Arc::clone(&log), projections());
         let mut workers = log.spawn();
         workers.extend(projections.spawn());
+        workers.push(tokio::spawn(purge_idempotency_keys(log.background().clone())));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = AppState {
             bus: CommandBus::new(Arc::clone(&log)),
@@ -143,6 +144,19 @@ impl App {
 impl Drop for App {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Forgets idempotency records past their retention, hourly.
+async fn purge_idempotency_keys(pool: PgPool) {
+    let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        hourly.tick().await;
+        match stagepact_store::idempotency::purge(&pool).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "forgot expired idempotency keys"),
+            Err(error) => tracing::warn!(%error, "could not purge idempotency keys"),
+        }
     }
 }
 

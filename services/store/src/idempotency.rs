@@ -134,3 +134,15 @@ pub async fn release(pool: &PgPool, scope: &str, key: &str) -> Result<(), StoreE
         .await?;
     Ok(())
 }
+
+/// Deletes records older than the retention period; returns how many.
+pub async fn purge(pool: &PgPool) -> Result<u64, StoreError> {
+    let purged = sqlx::query(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
+    )
+    .bind(RETENTION_HOURS)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(purged)
+}

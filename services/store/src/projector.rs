@@ -241,8 +241,7 @@ impl Projections {
     }
 
     /// Waits, at most `timeout`, until `name` has applied the log up to
-    /// `position`. Also consults the stored checkpoint, since the active worker
-    /// may run in another process. True when reached.
+    /// `position`. True when reached.
     pub async fn await_position(
         &self,
         name: &str,
@@ -253,10 +252,11 @@ impl Projections {
         let mut local = checkpoint.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if *local.borrow_and_update() >= position {
-                return Ok(true);
-            }
-            if stored_checkpoint(self.log.background(), name).await? >= position {
+            local.borrow_and_update();
+            // The stored checkpoint decides, not this process's last round: the
+            // active worker may run elsewhere, and a rebuild started elsewhere
+            // may have reset it. The local one only wakes us early.
+            if stored_checkpoint(self.log.pool(), name).await? >= position {
                 return Ok(true);
             }
             let step = tokio::time::Instant::now() + Duration::from_millis(50);
