@@ -15,7 +15,15 @@
 //! makes each batch commit after the one before, so "after N" is a complete
 //! cursor. A slow writer holds back stamping of later transactions until it ends:
 //! the log waits for it rather than skipping it. Statement and idle-transaction
-//! timeouts (see `db`) bound how long that can be.
+//! timeouts (see `db`) bound how long that can be for our own sessions; the
+//! frontier is server-wide, so the database server should serve Stagepact alone,
+//! and the sequencer logs the transaction that holds it back for long.
+//!
+//! Within one aggregate the log keeps sequence order because a writer gets its
+//! transaction id at its first write, which for postgres-es is the event insert
+//! after loading the aggregate, so event k+1's transaction starts after event
+//! k's committed. A writer that writes something else first and appends in the
+//! same transaction later must keep that property.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +48,8 @@ const STAMP_BATCH: i64 = 5_000;
 const SEQUENCER_LOCK: i64 = 0x5354_4147_5345_5131; // "STAGSEQ1"
 /// How often an idle sequencer looks for events written by other processes.
 const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How long the frontier may be held back before the sequencer says who holds it.
+const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
 /// Connections of the background pool: sequencer, listener, and projectors.
 const BACKGROUND_CONNECTIONS: u32 = 6;
 /// How soon the sequencer looks again while an older transaction holds it back.
@@ -88,6 +98,8 @@ pub struct FeedFilter {
 
 /// (aggregate type, aggregate id, sequence): one stored event.
 type EventKey = (String, String, i64);
+/// (pid, database, state, query) of a transaction holding the frontier back.
+type Blocker = (i32, Option<String>, Option<String>, Option<String>);
 /// A waiting command: its token and where to send the position.
 type Waiting = (u64, oneshot::Sender<i64>);
 
@@ -285,10 +297,32 @@ impl EventLog {
         }
     }
 
+    /// Names the oldest transaction that holds the log's frontier back.
+    async fn warn_held_back(&self, for_how_long: Duration) {
+        let oldest: Result<Option<Blocker>, _> = sqlx::query_as(
+            "SELECT pid, datname, state, left(query, 200) FROM pg_stat_activity
+              WHERE backend_xid IS NOT NULL ORDER BY xact_start LIMIT 1",
+        )
+        .fetch_optional(&self.background)
+        .await;
+        match oldest {
+            Ok(Some((pid, database, state, query))) => tracing::warn!(
+                held_for = ?for_how_long, pid, ?database, ?state, ?query,
+                "the event log is held back by an open writing transaction"
+            ),
+            _ => tracing::warn!(held_for = ?for_how_long, "the event log is held back"),
+        }
+    }
+
     async fn run_sequencer(self: Arc<Self>) {
         let mut failures = 0u32;
+        let mut held_since: Option<tokio::time::Instant> = None;
+        let mut last_warning: Option<tokio::time::Instant> = None;
         loop {
             let round = stamp(&self.background).await;
+            if !matches!(round, Ok((Stamp::HeldBack, _))) {
+                held_since = None;
+            }
             let here = !matches!(round, Ok((Stamp::OtherSequencer, _)) | Err(_));
             self.stamping_here.store(here, Ordering::Relaxed);
             match round {
@@ -300,9 +334,23 @@ impl EventLog {
                 }
                 Ok((Stamp::HeldBack, _)) => {
                     failures = 0;
+                    let held = *held_since.get_or_insert_with(tokio::time::Instant::now);
+                    if held.elapsed() >= HELD_BACK_WARNING
+                        && last_warning.is_none_or(|w| w.elapsed() >= HELD_BACK_WARNING)
+                    {
+                        last_warning = Some(tokio::time::Instant::now());
+                        self.warn_held_back(held.elapsed()).await;
+                    }
                     // Usually a command of ours is what holds it back: its
-                    // commit wakes us; another process's, the short poll finds.
-                    let _ = tokio::time::timeout(BLOCKED_POLL, self.wake.notified()).await;
+                    // commit wakes us; another process's, the short poll finds;
+                    // a long-held frontier is polled less often.
+                    let poll = if held.elapsed() > Duration::from_millis(100) {
+                        BLOCKED_POLL * 10
+                    } else {
+                        BLOCKED_POLL
+                    };
+                    let _ = tokio::time::timeout(poll, self.wake.notified()).await;
+                    continue;
                 }
                 Ok((Stamp::Idle, _)) => {
                     failures = 0;
