@@ -7,6 +7,9 @@ use crate::company::{
     CompanyRegistered, RecognitionGranted, RecognitionReinstated, RecognitionRevoked,
     RecognitionSuspended,
 };
+use crate::offer::{OfferPublished, OfferSlotReleased, OfferSlotReserved, OfferWithdrawn};
+use crate::placement::*;
+use crate::student::{LearningWishRecorded, StudentEnrolled, StudentEnrolmentUpdated};
 
 /// One event type at one version.
 #[derive(Debug, Clone, Copy)]
@@ -25,39 +28,50 @@ fn schema_of<T: JsonSchema>() -> Schema {
     schemars::schema_for!(T)
 }
 
+/// One catalog entry per (aggregate, event type) at version 1.
+macro_rules! v1 {
+    ($aggregate:literal: $($event:ident),+ $(,)?) => {
+        [$(EventKind {
+            aggregate: $aggregate,
+            name: stringify!($event),
+            version: "1",
+            schema: schema_of::<$event>,
+        }),+]
+    };
+}
+
+const COMPANY: [EventKind; 5] = v1!("company":
+    CompanyRegistered, RecognitionGranted, RecognitionSuspended, RecognitionReinstated,
+    RecognitionRevoked);
+const STUDENT: [EventKind; 3] =
+    v1!("student": StudentEnrolled, StudentEnrolmentUpdated, LearningWishRecorded);
+const OFFER: [EventKind; 4] =
+    v1!("offer": OfferPublished, OfferWithdrawn, OfferSlotReserved, OfferSlotReleased);
+const PLACEMENT: [EventKind; 19] = v1!("placement":
+    MatchProposed, SelfFoundPlacementProposed, SelfFoundPlacementApproved, MatchAccepted,
+    MatchObjected, MatchWithdrawn, AgreementDrafted, AgreementSigned, PlacementStarted,
+    WarmHandoverHeld, ContactMomentHeld, ContactMomentConfirmed, ContactMomentRequirementWaived,
+    PlacementCompleted, PlacementInterrupted, GuidanceRated, RecognitionSuspensionNoticed,
+    RecognitionReinstatementNoticed, AlternativePlacementOffered);
+
+const fn concat<const N: usize>(parts: [&[EventKind]; 4]) -> [EventKind; N] {
+    let mut out = [COMPANY[0]; N];
+    let mut i = 0;
+    let mut part = 0;
+    while part < parts.len() {
+        let mut j = 0;
+        while j < parts[part].len() {
+            out[i] = parts[part][j];
+            i += 1;
+            j += 1;
+        }
+        part += 1;
+    }
+    out
+}
+
 /// All event kinds, current versions last for each type.
-pub static EVENT_CATALOG: &[EventKind] = &[
-    EventKind {
-        aggregate: "company",
-        name: "CompanyRegistered",
-        version: "1",
-        schema: schema_of::<CompanyRegistered>,
-    },
-    EventKind {
-        aggregate: "company",
-        name: "RecognitionGranted",
-        version: "1",
-        schema: schema_of::<RecognitionGranted>,
-    },
-    EventKind {
-        aggregate: "company",
-        name: "RecognitionSuspended",
-        version: "1",
-        schema: schema_of::<RecognitionSuspended>,
-    },
-    EventKind {
-        aggregate: "company",
-        name: "RecognitionReinstated",
-        version: "1",
-        schema: schema_of::<RecognitionReinstated>,
-    },
-    EventKind {
-        aggregate: "company",
-        name: "RecognitionRevoked",
-        version: "1",
-        schema: schema_of::<RecognitionRevoked>,
-    },
-];
+pub static EVENT_CATALOG: &[EventKind] = &concat::<31>([&COMPANY, &STUDENT, &OFFER, &PLACEMENT]);
 
 impl EventKind {
     /// The CloudEvents `type`: `nl.stagepact.<aggregate>.<event_in_snake_case>`.
@@ -114,6 +128,20 @@ mod tests {
             Some(("company", "CompanyRegistered"))
         );
         assert_eq!(stored_type("nl.stagepact.company.nope"), None);
+    }
+
+    #[test]
+    fn every_placement_event_is_in_the_catalog() {
+        for name in PLACEMENT_EVENT_TYPES {
+            assert!(
+                EVENT_CATALOG.iter().any(|k| k.aggregate == "placement" && k.name == name),
+                "{name} is missing"
+            );
+        }
+        let mut names: Vec<_> = EVENT_CATALOG.iter().map(|k| (k.aggregate, k.name)).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EVENT_CATALOG.len(), "no kind is listed twice");
     }
 
     #[test]

@@ -4,6 +4,27 @@
 
 pub mod catalog;
 pub mod company;
+pub mod offer;
+pub mod placement;
+pub mod student;
 pub mod values;
+pub mod wage;
 
 pub use catalog::{EVENT_CATALOG, EventKind};
+
+/// Who besides SBB may see an aggregate's events. The command path stores the
+/// audience as event metadata (`school`, `company`, `student`), so the feed and
+/// a student's timeline filter on the event itself, never on a read model that
+/// could lag behind it.
+pub trait Visibility {
+    /// (metadata key, value) pairs naming the school, company and student involved.
+    fn audience(&self) -> Vec<(&'static str, String)>;
+}
+
+impl Visibility for company::Company {
+    // A company's own events are found by its aggregate id; SBB and schools see
+    // every company event.
+    fn audience(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,159 @@
+//! The student (student) as the school enrols them: qualification, level,
+//! pathway, cohort, and the learning wish that objective matching reads (M1).
+//! The aggregate id joins the school's code and its own student number, so a
+//! number is unique only within its school.
+
+mod events;
+#[cfg(test)]
+mod tests;
+
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use serde::{Deserialize, Serialize};
+
+pub use events::{
+    Enrolment, LearningWishRecorded, StudentEnrolled, StudentEnrolmentUpdated, StudentEvent,
+};
+
+use crate::Visibility;
+use crate::values::{SchoolId, StudentNumber};
+
+/// The aggregate id of a student: `<school>:<student number>`.
+pub fn student_key(school: &SchoolId, student: &StudentNumber) -> String {
+    format!("{school}:{student}")
+}
+
+/// A command on the student aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StudentCommand {
+    /// The school enrols a new student; refused when the number is taken.
+    Enroll(StudentEnrolled),
+    /// The school's system synchronises a student: enrols, updates, or (when
+    /// nothing changed) records nothing, so a repeated import is idempotent.
+    Sync(StudentEnrolled),
+    /// The student or the school records the learning wish (M1).
+    RecordLearningWish(LearningWishRecorded),
+}
+
+/// Why a student command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StudentError {
+    /// The school already enrolled a student under this number.
+    #[error("the school already enrolled a student with this number")]
+    AlreadyEnrolled,
+    /// No student is enrolled under this number.
+    #[error("no student is enrolled with this number")]
+    NotEnrolled,
+}
+
+/// A student's record: the state the aggregate decides on and the read model serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudentRecord {
+    /// The school.
+    pub school: SchoolId,
+    /// The school's number for the student.
+    pub student_id: StudentNumber,
+    /// The enrolment.
+    pub enrolment: Enrolment,
+    /// The latest learning wish, if any.
+    pub learning_wish: Option<LearningWishRecorded>,
+}
+
+impl StudentRecord {
+    /// The aggregate id.
+    pub fn key(&self) -> String {
+        student_key(&self.school, &self.student_id)
+    }
+
+    /// Folds one event into the record (the first event starts it: see `Student::apply`).
+    pub fn apply(&mut self, event: &StudentEvent) {
+        match event {
+            StudentEvent::StudentEnrolled(enrolled) => self.enrolment = enrolled.enrolment.clone(),
+            StudentEvent::StudentEnrolmentUpdated(updated) => {
+                self.enrolment = updated.enrolment.clone()
+            }
+            StudentEvent::LearningWishRecorded(wish) => self.learning_wish = Some(wish.clone()),
+        }
+    }
+
+    /// The record an enrolment starts.
+    pub fn enrolled(event: &StudentEnrolled) -> Self {
+        Self {
+            school: event.school.clone(),
+            student_id: event.student_id.clone(),
+            enrolment: event.enrolment.clone(),
+            learning_wish: None,
+        }
+    }
+}
+
+/// The student aggregate: nothing until enrolled.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Student {
+    record: Option<StudentRecord>,
+}
+
+impl Student {
+    /// The record, once enrolled.
+    pub fn record(&self) -> Option<&StudentRecord> {
+        self.record.as_ref()
+    }
+
+    fn decide(&self, command: StudentCommand) -> Result<Option<StudentEvent>, StudentError> {
+        match (command, &self.record) {
+            (StudentCommand::Enroll(_), Some(_)) => Err(StudentError::AlreadyEnrolled),
+            (StudentCommand::Enroll(enrolled) | StudentCommand::Sync(enrolled), None) => {
+                Ok(Some(StudentEvent::StudentEnrolled(enrolled)))
+            }
+            (StudentCommand::Sync(enrolled), Some(record)) => Ok((record.enrolment
+                != enrolled.enrolment)
+                .then_some(StudentEvent::StudentEnrolmentUpdated(StudentEnrolmentUpdated {
+                    enrolment: enrolled.enrolment,
+                }))),
+            (StudentCommand::RecordLearningWish(_), None) => Err(StudentError::NotEnrolled),
+            (StudentCommand::RecordLearningWish(wish), Some(_)) => {
+                Ok(Some(StudentEvent::LearningWishRecorded(wish)))
+            }
+        }
+    }
+}
+
+impl Aggregate for Student {
+    const TYPE: &'static str = "student";
+    type Command = StudentCommand;
+    type Event = StudentEvent;
+    type Error = StudentError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        if let Some(event) = self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match (&mut self.record, &event) {
+            (None, StudentEvent::StudentEnrolled(enrolled)) => {
+                self.record = Some(StudentRecord::enrolled(enrolled));
+            }
+            (Some(record), event) => record.apply(event),
+            // Only an enrolment can come first: `decide` refuses anything else.
+            (None, _) => {}
+        }
+    }
+}
+
+impl Visibility for Student {
+    fn audience(&self) -> Vec<(&'static str, String)> {
+        self.record
+            .as_ref()
+            .map(|r| vec![("school", r.school.to_string()), ("student", r.key())])
+            .unwrap_or_default()
+    }
+}
