@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stagepact_api::auth::{Authenticator, Role};
 use stagepact_api::{ApiConfig, App, JwtConfig, JwtKey};
+use stagepact_domain::wage::WageTable;
 use stagepact_store::{DbSettings, EventLog, Projections};
 
 use crate::database::Database;
@@ -155,6 +156,10 @@ pub struct Settings {
     /// Longest a read waits for `min_position`, in milliseconds.
     #[arg(long, env = "STAGEPACT_MIN_POSITION_WAIT_MS", default_value_t = 5_000, global = true)]
     min_position_wait_ms: u64,
+    /// A minimum wage table (JSON, shaped like `config/minimum-wage.json`) to use
+    /// instead of the one built in (rule C3).
+    #[arg(long, env = "STAGEPACT_WAGE_TABLE", global = true)]
+    wage_table: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "STAGEPACT_LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -210,6 +215,12 @@ impl Settings {
         let mut config = ApiConfig::new(self.jwt()?);
         config.body_limit = self.body_limit;
         config.min_position_wait = Duration::from_millis(self.min_position_wait_ms);
+        if let Some(path) = &self.wage_table {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the wage table {}", path.display()))?;
+            config.wages = WageTable::parse(&text)
+                .with_context(|| format!("in the wage table {}", path.display()))?;
+        }
         Ok(config)
     }
 

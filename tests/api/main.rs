@@ -6,6 +6,8 @@ mod binary;
 mod companies;
 mod conventions;
 mod feed;
+mod fixtures;
 mod generated;
 mod helpers;
+mod placements;
 mod projections;

@@ -115,6 +115,26 @@ impl Principal {
         self.role == Role::Company && self.org.as_deref() == Some(company_id)
     }
 
+    /// For a school caller, whether `school` is its own school.
+    pub fn is_school(&self, school: &str) -> bool {
+        self.role == Role::School && self.org.as_deref() == Some(school)
+    }
+
+    /// For a student caller, whether they are student `student_id` of `school`.
+    pub fn is_student(&self, school: &str, student_id: &str) -> bool {
+        self.role == Role::Student
+            && self.org.as_deref() == Some(school)
+            && self.student.as_deref() == Some(student_id)
+    }
+
+    /// The caller's organisation (`org`): a school's or company's code, a
+    /// student's school. Present for those roles by `Authenticator::verify`.
+    pub fn org(&self) -> Result<&str, ApiError> {
+        self.org.as_deref().ok_or_else(|| {
+            ApiError::Forbidden(format!("the {} role acts for no organisation", self.role))
+        })
+    }
+
     /// A key that separates callers, e.g. for idempotency records.
     pub fn scope(&self) -> String {
         format!(
@@ -190,7 +210,11 @@ impl Authenticator {
         };
         match claims.role {
             Role::School | Role::Company => needs(&claims.org, "org")?,
-            Role::Student => needs(&claims.student, "student")?,
+            // A student number is unique only within its school (`org`).
+            Role::Student => {
+                needs(&claims.student, "student")?;
+                needs(&claims.org, "org")?;
+            }
             Role::Sbb | Role::Monitor => {}
         }
         if claims.sub.trim().is_empty() {

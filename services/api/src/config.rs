@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use stagepact_domain::wage::WageTable;
+
 /// How tokens are verified (and, for HS256, minted).
 #[derive(Clone)]
 pub enum JwtKey {
@@ -44,11 +46,18 @@ pub struct ApiConfig {
     pub body_limit: usize,
     /// Longest a read waits for projections to reach `min_position`.
     pub min_position_wait: Duration,
+    /// The statutory minimum wage table C3 checks BBL wages against.
+    pub wages: WageTable,
 }
 
 impl ApiConfig {
     /// Defaults around a token configuration.
     pub fn new(jwt: JwtConfig) -> Self {
-        Self { jwt, body_limit: 64 * 1024, min_position_wait: Duration::from_secs(5) }
+        Self {
+            jwt,
+            body_limit: 64 * 1024,
+            min_position_wait: Duration::from_secs(5),
+            wages: WageTable::embedded(),
+        }
     }
 }

@@ -8,7 +8,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{companies, events, health};
+use crate::routes::{companies, events, health, me, offers, placements, students};
 
 /// The parts of the document not derived from a route.
 #[derive(OpenApi)]
@@ -25,6 +25,10 @@ use crate::routes::{companies, events, health};
     components(schemas(crate::Problem, crate::FieldError)),
     tags(
         (name = "companies", description = "Learning companies and their recognition (SBB)"),
+        (name = "students", description = "Students, enrolled by their school, and their learning wish"),
+        (name = "offers", description = "Placement offers of recognised companies"),
+        (name = "placements", description = "The placement lifecycle: match, agreement, start, guidance, end"),
+        (name = "me", description = "A student's own overview and timeline"),
         (name = "events", description = "The CloudEvents feed of the global event log"),
         (name = "health", description = "Liveness and readiness")
     )
@@ -55,6 +59,32 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .routes(routes!(companies::suspend_recognition))
         .routes(routes!(companies::reinstate_recognition))
         .routes(routes!(companies::revoke_recognition))
+        .routes(routes!(students::enroll_student))
+        .routes(routes!(students::import_students))
+        .routes(routes!(students::get_student))
+        .routes(routes!(students::record_learning_wish))
+        .routes(routes!(offers::publish_offer, offers::list_offers))
+        .routes(routes!(offers::get_offer))
+        .routes(routes!(offers::withdraw_offer))
+        .routes(routes!(placements::propose_match, placements::list_placements))
+        .routes(routes!(placements::propose_self_found))
+        .routes(routes!(placements::get_placement))
+        .routes(routes!(placements::approve_self_found))
+        .routes(routes!(placements::accept_match))
+        .routes(routes!(placements::object_to_match))
+        .routes(routes!(placements::withdraw_match))
+        .routes(routes!(placements::draft_agreement))
+        .routes(routes!(placements::sign_agreement))
+        .routes(routes!(placements::start_placement))
+        .routes(routes!(placements::record_contact_moment))
+        .routes(routes!(placements::confirm_contact_moment))
+        .routes(routes!(placements::waive_contact_moments))
+        .routes(routes!(placements::record_warm_handover))
+        .routes(routes!(placements::complete_placement))
+        .routes(routes!(placements::interrupt_placement))
+        .routes(routes!(placements::rate_guidance))
+        .routes(routes!(me::get_my_overview))
+        .routes(routes!(me::get_my_timeline))
         .routes(routes!(events::list_events))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))

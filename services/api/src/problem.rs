@@ -4,7 +4,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use stagepact_domain::company::CompanyError;
-use stagepact_store::{CommandError, StoreError};
+use stagepact_domain::offer::OfferError;
+use stagepact_domain::placement::PlacementError;
+use stagepact_domain::student::StudentError;
+use stagepact_store::{CommandError, Denial, StoreError};
 use utoipa::ToSchema;
 
 /// One invalid field of a request.
@@ -228,35 +231,96 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A refusal in the current state (409 unless said otherwise), naming its rule.
+    fn refused(
+        slug: &'static str,
+        error: &dyn std::fmt::Display,
+        rule: Option<&'static str>,
+    ) -> Self {
+        Self::Refused { slug, status: StatusCode::CONFLICT, detail: error.to_string(), rule }
+    }
+
+    /// An invalid field (422), naming its rule.
+    fn invalid(field: &str, error: &dyn std::fmt::Display, rule: Option<&'static str>) -> Self {
+        Self::Validation(vec![FieldError::new(field, error.to_string())], rule)
+    }
+}
+
 impl From<CompanyError> for ApiError {
     fn from(error: CompanyError) -> Self {
         let rule = error.rule();
         match error {
             CompanyError::NotRegistered => Self::NotFound(error.to_string()),
             CompanyError::ValidUntilNotAfterGrant | CompanyError::RecognitionTermTooLong => {
-                Self::Validation(vec![FieldError::new("valid_until", error.to_string())], rule)
+                Self::invalid("valid_until", &error, rule)
             }
-            CompanyError::RecognitionNotHeld(_) => Self::Refused {
-                slug: "recognition-not-held",
-                status: StatusCode::CONFLICT,
-                detail: error.to_string(),
-                rule,
-            },
-            CompanyError::AlreadyRegistered => Self::Refused {
-                slug: "already-registered",
-                status: StatusCode::CONFLICT,
-                detail: error.to_string(),
-                rule,
-            },
+            CompanyError::RecognitionNotHeld(_) => {
+                Self::refused("recognition-not-held", &error, rule)
+            }
+            CompanyError::AlreadyRegistered => Self::refused("already-registered", &error, rule),
             CompanyError::Revoked
             | CompanyError::AlreadySuspended
             | CompanyError::NotSuspended
-            | CompanyError::SuspendedCannotGrant => Self::Refused {
-                slug: "invalid-transition",
-                status: StatusCode::CONFLICT,
-                detail: error.to_string(),
-                rule,
-            },
+            | CompanyError::SuspendedCannotGrant => {
+                Self::refused("invalid-transition", &error, rule)
+            }
+        }
+    }
+}
+
+impl From<StudentError> for ApiError {
+    fn from(error: StudentError) -> Self {
+        match error {
+            StudentError::AlreadyEnrolled => Self::refused("already-enrolled", &error, None),
+            StudentError::NotEnrolled => Self::NotFound(error.to_string()),
+        }
+    }
+}
+
+impl From<OfferError> for ApiError {
+    fn from(error: OfferError) -> Self {
+        let rule = error.rule();
+        match error {
+            OfferError::AlreadyPublished => Self::refused("already-published", &error, rule),
+            OfferError::NotPublished => Self::NotFound(error.to_string()),
+            OfferError::CompanyMayNotHost => Self::refused("company-may-not-host", &error, rule),
+            OfferError::PeriodEnded | OfferError::Withdrawn => {
+                Self::refused("offer-not-current", &error, rule)
+            }
+            OfferError::NoFreeSlot => Self::refused("no-free-slot", &error, rule),
+        }
+    }
+}
+
+impl From<PlacementError> for ApiError {
+    fn from(error: PlacementError) -> Self {
+        use PlacementError as E;
+        let rule = error.rule();
+        match error {
+            E::NotFound | E::UnknownContactMoment(_) => Self::NotFound(error.to_string()),
+            E::AlreadyExists => Self::refused("already-exists", &error, rule),
+            E::InvalidTransition { .. } => Self::refused("invalid-transition", &error, rule),
+            E::QualificationMismatch { .. } | E::LevelMismatch(_) => {
+                Self::refused("not-eligible", &error, rule)
+            }
+            E::CompanyMayNotHost => Self::refused("company-may-not-host", &error, rule),
+            E::AlreadySigned(_) => Self::refused("already-signed", &error, rule),
+            E::SignaturesMissing(_) => Self::refused("signatures-missing", &error, rule),
+            E::CannotConfirm => Self::refused("cannot-confirm", &error, rule),
+            E::ContactMomentsMissing(_) => Self::refused("contact-moments-missing", &error, rule),
+            E::ReasonsRequired => Self::invalid("reasons", &error, rule),
+            E::ExpenseAllowanceTooLow { .. } => {
+                Self::invalid("compensation.expense_allowance_eur", &error, rule)
+            }
+            E::WageMissing(_) | E::WageBelowMinimum { .. } => {
+                Self::invalid("compensation.hourly_wage_eur", &error, rule)
+            }
+            E::NoWageTable(_) => Self::invalid("start_date", &error, rule),
+            E::SignatureNotRequired(_) => Self::invalid("party", &error, rule),
+            E::HeldInFuture => Self::invalid("held_on", &error, rule),
+            E::RecorderNotParticipant => Self::invalid("participants", &error, rule),
+            E::ScoreOutOfRange => Self::invalid("school_score", &error, rule),
         }
     }
 }
@@ -274,6 +338,8 @@ where
                 current,
             ),
             CommandError::Conflict => Self::Conflict,
+            CommandError::Denied(Denial::NotFound(detail)) => Self::NotFound(detail),
+            CommandError::Denied(Denial::Forbidden(detail)) => Self::Forbidden(detail),
             CommandError::Store(store) => store.into(),
         }
     }

@@ -7,7 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Request, header};
 use axum::response::{IntoResponse, Response};
 use sqlx::PgPool;
+use stagepact_domain::wage::WageTable;
 use stagepact_store::company_registry::CompanyRegistry;
+use stagepact_store::offers::OfferBoard;
+use stagepact_store::placements::PlacementBoard;
+use stagepact_store::reactions::{Dispatcher, PlacementReactions};
+use stagepact_store::students::StudentDirectory;
 use stagepact_store::{CommandBus, EventLog, Projection, Projections, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -39,6 +44,8 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// Flips to true when the server is shutting down (ends long-polls).
     pub shutdown: watch::Receiver<bool>,
+    /// The statutory minimum wage table (C3).
+    pub wages: Arc<WageTable>,
 }
 
 impl AppState {
@@ -76,7 +83,13 @@ pub enum BuildError {
 
 /// The projections the application maintains.
 pub fn projections() -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(CompanyRegistry)]
+    vec![
+        Arc::new(CompanyRegistry),
+        Arc::new(StudentDirectory),
+        Arc::new(OfferBoard),
+        Arc::new(PlacementBoard),
+        Arc::new(PlacementReactions),
+    ]
 }
 
 /// A built application: its router, its state, and its background workers.
@@ -97,12 +110,16 @@ impl App {
         let auth = Arc::new(Authenticator::new(&config.jwt)?);
         let log = EventLog::open(pool.clone()).await?;
         let projections = Projections::new(Arc::clone(&log), projections());
+        let bus = CommandBus::new(Arc::clone(&log));
         let mut workers = log.spawn();
         workers.extend(projections.spawn());
+        workers.push(tokio::spawn(Dispatcher::new(Arc::clone(&log), bus.clone()).run()));
         workers.push(tokio::spawn(purge_idempotency_keys(log.background().clone())));
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let wages = Arc::new(config.wages.clone());
         let state = AppState {
-            bus: CommandBus::new(Arc::clone(&log)),
+            wages,
+            bus,
             pool,
             log,
             projections,

@@ -22,9 +22,8 @@ pub trait Visibility {
 }
 
 impl Visibility for company::Company {
-    // A company's own events are found by its aggregate id; SBB and schools see
-    // every company event.
+    // SBB and schools see every company event; the company its own.
     fn audience(&self) -> Vec<(&'static str, String)> {
-        Vec::new()
+        self.record().map(|r| vec![("company", r.company_id.to_string())]).unwrap_or_default()
     }
 }

@@ -15,6 +15,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, EventStore};
 use postgres_es::PostgresEventRepository;
+use stagepact_domain::Visibility;
 
 use crate::StoreError;
 use crate::log::{EventLog, upcasters};
@@ -58,9 +59,24 @@ pub enum CommandError<E: std::error::Error> {
     /// Concurrent writers kept winning the race.
     #[error("the aggregate kept changing concurrently")]
     Conflict,
+    /// The caller's guard refused the aggregate as loaded (see `execute_guarded`).
+    #[error(transparent)]
+    Denied(Denial),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why a caller may not run a command on an aggregate, decided on the state
+/// the command itself loads (so the check and the decision see the same state).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    /// The aggregate does not exist (for this caller).
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not act on it.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 /// Executes commands on any aggregate type.
@@ -94,7 +110,25 @@ impl CommandBus {
         metadata: HashMap<String, String>,
     ) -> Result<Committed, CommandError<A::Error>>
     where
-        A: Aggregate<Services = ()> + Clone,
+        A: Aggregate<Services = ()> + Clone + Visibility,
+        A::Command: Clone,
+    {
+        self.execute_guarded::<A>(id, command, expected_version, metadata, |_| Ok(())).await
+    }
+
+    /// `execute`, with `guard` checked on the loaded aggregate before deciding:
+    /// who may act on it (its school, its company) is read from the same state
+    /// the command decides on, in the same load.
+    pub async fn execute_guarded<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        expected_version: Option<i64>,
+        metadata: HashMap<String, String>,
+        guard: impl Fn(&A) -> Result<(), Denial>,
+    ) -> Result<Committed, CommandError<A::Error>>
+    where
+        A: Aggregate<Services = ()> + Clone + Visibility,
         A::Command: Clone,
     {
         let store = self.store::<A>();
@@ -109,6 +143,7 @@ impl CommandBus {
             attempt += 1;
             let context = store.load_aggregate(id).await.map_err(store_error)?;
             let current = i64::try_from(context.current_sequence).unwrap_or(i64::MAX);
+            guard(&context.aggregate).map_err(CommandError::Denied)?;
             if let Some(expected) = expected_version
                 && expected != current
             {
@@ -125,9 +160,14 @@ impl CommandBus {
             if events.is_empty() {
                 return Ok(Committed { version: current, position: None });
             }
+            // Who may see these events travels with them (see `Visibility`).
+            let mut metadata = metadata.clone();
+            for (key, value) in scratch.audience() {
+                metadata.insert(key.to_owned(), value);
+            }
             let recorded = i64::try_from(events.len()).unwrap_or(i64::MAX);
             let waiter = self.log.expect(A::TYPE, id, current + recorded);
-            match store.commit(events, context, metadata.clone()).await {
+            match store.commit(events, context, metadata).await {
                 Ok(_) => break (current + recorded, waiter),
                 // postgres-es commits the events before it checks the snapshot
                 // update, and reports a conflict when that matched no row (a
@@ -168,6 +208,24 @@ impl CommandBus {
             );
         }
         Ok(Committed { version, position })
+    }
+
+    /// The aggregate `id` as its events make it now, and its version: the
+    /// write side's own view, for facts a command on another aggregate needs
+    /// (a read model could lag behind).
+    pub async fn load<A>(&self, id: &str) -> Result<(A, i64), StoreError>
+    where
+        A: Aggregate<Services = ()>,
+    {
+        let context =
+            self.store::<A>().load_aggregate(id).await.map_err(|error| {
+                match store_error::<A::Error>(error) {
+                    CommandError::Store(store) => store,
+                    other => StoreError::Database(sqlx::Error::Protocol(other.to_string())),
+                }
+            })?;
+        let version = i64::try_from(context.current_sequence).unwrap_or(i64::MAX);
+        Ok((context.aggregate, version))
     }
 
     /// Whether the event at `sequence` was recorded by the command `command_id`.

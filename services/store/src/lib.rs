@@ -7,13 +7,17 @@ pub mod company_registry;
 mod db;
 pub mod idempotency;
 pub mod log;
+pub mod offers;
+pub mod placements;
 pub mod projector;
+pub mod reactions;
+pub mod students;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use commands::{CommandBus, CommandError, Committed};
+pub use commands::{CommandBus, CommandError, Committed, Denial};
 pub use db::{DbSettings, connect, migrate};
-pub use log::{EventLog, FeedFilter, LoggedEvent};
+pub use log::{Audience, EventLog, FeedFilter, LoggedEvent};
 pub use projector::{Projection, Projections};
 
 /// What went wrong talking to PostgreSQL, in the store's words.

@@ -94,6 +94,19 @@ pub struct FeedFilter {
     pub event_types: Option<Vec<(String, String)>>,
     /// Only these aggregate ids.
     pub aggregate_ids: Option<Vec<String>>,
+    /// Only what this audience may see.
+    pub audience: Option<Audience>,
+}
+
+/// What one caller may see of the log: every event of some aggregate types,
+/// plus the events whose metadata names the caller as a party (the command
+/// path stores the parties with each event, see `stagepact_domain::Visibility`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audience {
+    /// Aggregate types whose every event is visible.
+    pub whole_types: Vec<String>,
+    /// (metadata key, value): events naming this party are visible too.
+    pub party: Option<(String, String)>,
 }
 
 /// (aggregate type, aggregate id, sequence): one stored event.
@@ -445,6 +458,7 @@ impl EventLog {
                 AND ($5::text[] IS NULL OR (aggregate_type, event_type) IN
                       (SELECT * FROM unnest($5::text[], $6::text[])))
                 AND ($7::text[] IS NULL OR aggregate_id = ANY($7))
+                AND ($8::text[] IS NULL OR aggregate_type = ANY($8) OR metadata->>$9 = $10)
               ORDER BY log_position
               LIMIT $3",
         )
@@ -455,7 +469,34 @@ impl EventLog {
         .bind(&event_aggregates)
         .bind(&event_types)
         .bind(&filter.aggregate_ids)
+        .bind(filter.audience.as_ref().map(|a| &a.whole_types))
+        .bind(filter.audience.as_ref().and_then(|a| a.party.as_ref()).map(|p| &p.0))
+        .bind(filter.audience.as_ref().and_then(|a| a.party.as_ref()).map(|p| &p.1))
         .fetch_all(conn)
+        .await?;
+        rows.iter().map(|row| self.decode(row)).collect()
+    }
+
+    /// The events that name `student` (a student's aggregate id) as a party,
+    /// after `after`, in log order: the student's own timeline.
+    pub async fn timeline(
+        &self,
+        student: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT log_position, aggregate_type, aggregate_id, sequence, event_type,
+                    event_version, payload, metadata, recorded_at
+               FROM events
+              WHERE metadata->>'student' = $1 AND log_position > $2
+              ORDER BY log_position
+              LIMIT $3",
+        )
+        .bind(student)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| self.decode(row)).collect()
     }

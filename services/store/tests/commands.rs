@@ -15,6 +15,12 @@ struct Counter {
     count: u64,
 }
 
+impl stagepact_domain::Visibility for Counter {
+    fn audience(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum CounterEvent {
     Incremented,

@@ -1,13 +1,11 @@
 //! Company recognition: SBB registers learning companies and grants, suspends,
 //! reinstates and revokes their recognition (S1, D5); the registry serves them.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use stagepact_domain::company::{
@@ -15,14 +13,13 @@ use stagepact_domain::company::{
     RecognitionReinstated, RecognitionRevoked, RecognitionSuspended,
 };
 use stagepact_domain::values::{CompanyId, CompanyName, Crebo, Location, Reason, Region, Sector};
-use stagepact_store::Committed;
 use stagepact_store::company_registry::{self, RegistryEntry, RegistryFilter};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{CommandProblems, ReadProblems};
+use super::{CommandContext, CommandProblems, ReadProblems, accepted, page_limit, tagged};
 use crate::auth::{Principal, Role};
-use crate::extract::{AppJson, AppQuery, Fields, IfMatch};
+use crate::extract::{AppJson, AppQuery, Fields};
 use crate::problem::ApiError;
 use crate::server::AppState;
 
@@ -244,14 +241,8 @@ fn reason(fields: &mut Fields, raw: &str) -> Option<Reason> {
     fields.parse("reason", Reason::parse(raw))
 }
 
-/// What every recognition command needs before its body is read: an SBB
-/// caller (else 403), the `If-Match` version, and the metadata stored with the
-/// events (who acted, and the request id that ties them to the logs).
-pub struct SbbCommand {
-    state: AppState,
-    expected: Option<i64>,
-    metadata: HashMap<String, String>,
-}
+/// A recognition command's context: an SBB caller (else 403).
+pub struct SbbCommand(CommandContext);
 
 impl FromRequestParts<AppState> for SbbCommand {
     type Rejection = ApiError;
@@ -260,17 +251,9 @@ impl FromRequestParts<AppState> for SbbCommand {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = Principal::from_request_parts(parts, state).await?;
-        principal.require(&[Role::Sbb])?;
-        let IfMatch(expected) = IfMatch::from_request_parts(parts, state).await?;
-        let mut metadata = HashMap::from([
-            ("actor_role".to_owned(), principal.role.to_string()),
-            ("actor".to_owned(), principal.subject),
-        ]);
-        if let Some(request_id) = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
-            metadata.insert("request_id".to_owned(), request_id.to_owned());
-        }
-        Ok(Self { state: state.clone(), expected, metadata })
+        let context = CommandContext::from_request_parts(parts, state).await?;
+        context.principal.require(&[Role::Sbb])?;
+        Ok(Self(context))
     }
 }
 
@@ -282,35 +265,15 @@ impl SbbCommand {
         command: CompanyCommand,
         status: StatusCode,
     ) -> Result<Response, ApiError> {
-        let committed = self
-            .state
-            .bus
-            .execute::<Company>(id.as_str(), command, self.expected, self.metadata)
-            .await?;
-        Ok(accepted(status, id, committed))
+        let committed = self.0.run::<Company>(id.as_str(), command).await?;
+        let body = CommandAccepted {
+            company_id: id.to_string(),
+            version: committed.version,
+            position: committed.position,
+        };
+        let location = (status == StatusCode::CREATED).then(|| format!("/v1/companies/{id}"));
+        Ok(accepted(status, body, committed, location))
     }
-}
-
-fn accepted(status: StatusCode, id: &CompanyId, committed: Committed) -> Response {
-    let body = CommandAccepted {
-        company_id: id.to_string(),
-        version: committed.version,
-        position: committed.position,
-    };
-    let mut response = (status, Json(body)).into_response();
-    let headers = response.headers_mut();
-    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", committed.version)) {
-        headers.insert(header::ETAG, tag);
-    }
-    if let Some(position) = committed.position {
-        headers.insert("x-log-position", HeaderValue::from(position));
-    }
-    if status == StatusCode::CREATED
-        && let Ok(location) = HeaderValue::from_str(&format!("/v1/companies/{id}"))
-    {
-        headers.insert(header::LOCATION, location);
-    }
-    response
 }
 
 /// Register a learning company (SBB).
@@ -503,9 +466,7 @@ pub async fn get_company(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no company {id}")))?;
     let view = view(&principal, entry);
-    let tag = HeaderValue::from_str(&format!("\"{}\"", view.version))
-        .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    Ok(([(header::ETAG, tag)], Json(view)).into_response())
+    Ok(tagged(view.version, view))
 }
 
 /// The company registry, filtered, in pages (SBB and schools: all; a company: itself).
@@ -520,13 +481,7 @@ pub async fn list_companies(
     AppQuery(query): AppQuery<ListQuery>,
 ) -> Result<Json<CompanyPage>, ApiError> {
     may_read(&principal)?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::Validation(
-            vec![crate::FieldError::new("limit", "must be 1-500")],
-            None,
-        ));
-    }
+    let limit = page_limit(query.limit)?;
     if let Some(code) = &query.qualification {
         Crebo::parse(code).map_err(|e| {
             ApiError::Validation(vec![crate::FieldError::new("qualification", e.to_string())], None)

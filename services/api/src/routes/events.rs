@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use stagepact_domain::catalog;
-use stagepact_store::{FeedFilter, LoggedEvent};
+use stagepact_store::{Audience, FeedFilter, LoggedEvent};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ReadProblems;
@@ -118,34 +118,48 @@ fn parse(raw: Option<&str>) -> Result<Params, ApiError> {
     if errors.is_empty() { Ok(params) } else { Err(ApiError::Validation(errors, None)) }
 }
 
-/// What a caller may see of the log (DESIGN §5): SBB every company event; a
-/// school every company event, without SBB's reasons; a company its own events.
+/// What a caller may see of the log (DESIGN §5):
+/// - SBB: every company event;
+/// - a school: every company and offer event (without SBB's reasons), and the
+///   student and placement events of its own students;
+/// - a company: its own company events, and its offers' and placements' events.
+///
+/// Students read their own timeline instead (`getMyTimeline`); monitors only
+/// aggregates.
 fn visibility(principal: &Principal) -> Result<FeedFilter, ApiError> {
-    let companies = Some(vec!["company".to_owned()]);
-    match principal.role {
-        Role::Sbb | Role::School => {
-            Ok(FeedFilter { aggregate_types: companies, ..FeedFilter::default() })
+    let org = principal.org.clone().unwrap_or_default();
+    let audience = match principal.role {
+        Role::Sbb => Audience { whole_types: vec!["company".to_owned()], party: None },
+        Role::School => Audience {
+            whole_types: vec!["company".to_owned(), "offer".to_owned()],
+            party: Some(("school".to_owned(), org)),
+        },
+        Role::Company => {
+            Audience { whole_types: Vec::new(), party: Some(("company".to_owned(), org)) }
         }
-        Role::Company => Ok(FeedFilter {
-            aggregate_types: companies,
-            aggregate_ids: Some(principal.org.iter().cloned().collect()),
-            ..FeedFilter::default()
-        }),
         Role::Student | Role::Monitor => {
-            Err(ApiError::Forbidden(format!("the {} role has no event feed", principal.role)))
+            return Err(ApiError::Forbidden(format!(
+                "the {} role has no event feed",
+                principal.role
+            )));
         }
-    }
+    };
+    Ok(FeedFilter { audience: Some(audience), ..FeedFilter::default() })
 }
 
 /// Fields of company events only SBB and the company itself see: SBB's
 /// reasons may concern an investigation.
 const SBB_ONLY_FIELDS: [&str; 2] = ["reason", "investigation_id"];
 
-fn cloud_event(principal: &Principal, event: LoggedEvent) -> CloudEvent {
+/// One logged event as a CloudEvent for `principal`.
+pub(crate) fn cloud_event(principal: &Principal, event: LoggedEvent) -> CloudEvent {
     let kind = catalog::cloud_type(&event.aggregate_type, &event.event_type);
     let mut data = event.data().clone();
     let own = principal.role == Role::Sbb || principal.is_company(&event.aggregate_id);
-    if !own && let Some(object) = data.as_object_mut() {
+    if event.aggregate_type == "company"
+        && !own
+        && let Some(object) = data.as_object_mut()
+    {
         for field in SBB_ONLY_FIELDS {
             object.remove(field);
         }

@@ -3,10 +3,153 @@
 pub mod companies;
 pub mod events;
 pub mod health;
+pub mod me;
+pub mod offers;
+pub mod placements;
+pub mod students;
 
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use cqrs_es::Aggregate;
+use serde::Serialize;
+use stagepact_domain::Visibility;
+use stagepact_store::{Committed, Denial};
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder, ResponsesBuilder};
 
-use crate::problem::Problem;
+use crate::auth::Principal;
+use crate::extract::IfMatch;
+use crate::problem::{ApiError, Problem};
+use crate::server::AppState;
+
+/// What every command needs before its body is read: the caller, the
+/// `If-Match` version, and the metadata stored with the events (who acted, and
+/// the request id that ties them to the logs).
+pub struct CommandContext {
+    /// The application.
+    pub state: AppState,
+    /// The caller.
+    pub principal: Principal,
+    expected: Option<i64>,
+    metadata: HashMap<String, String>,
+}
+
+impl FromRequestParts<AppState> for CommandContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let IfMatch(expected) = IfMatch::from_request_parts(parts, state).await?;
+        let mut metadata = HashMap::from([
+            ("actor_role".to_owned(), principal.role.to_string()),
+            ("actor".to_owned(), principal.subject.clone()),
+        ]);
+        if let Some(request_id) = parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+            metadata.insert("request_id".to_owned(), request_id.to_owned());
+        }
+        Ok(Self { state: state.clone(), principal, expected, metadata })
+    }
+}
+
+impl CommandContext {
+    /// Runs `command` on aggregate `id`.
+    pub async fn run<A>(&self, id: &str, command: A::Command) -> Result<Committed, ApiError>
+    where
+        A: Aggregate<Services = ()> + Clone + Visibility,
+        A::Command: Clone,
+        ApiError: From<A::Error>,
+    {
+        self.run_guarded::<A>(id, command, |_| Ok(())).await
+    }
+
+    /// Runs `command` on aggregate `id` if `guard` lets the caller act on it as loaded.
+    pub async fn run_guarded<A>(
+        &self,
+        id: &str,
+        command: A::Command,
+        guard: impl Fn(&A) -> Result<(), Denial>,
+    ) -> Result<Committed, ApiError>
+    where
+        A: Aggregate<Services = ()> + Clone + Visibility,
+        A::Command: Clone,
+        ApiError: From<A::Error>,
+    {
+        Ok(self
+            .state
+            .bus
+            .execute_guarded::<A>(id, command, self.expected, self.metadata.clone(), guard)
+            .await?)
+    }
+}
+
+impl CommandContext {
+    /// Runs `command` on another aggregate than the one the request is about:
+    /// the request's `If-Match` does not apply to it.
+    pub async fn run_beside<A>(&self, id: &str, command: A::Command) -> Result<Committed, ApiError>
+    where
+        A: Aggregate<Services = ()> + Clone + Visibility,
+        A::Command: Clone,
+        ApiError: From<A::Error>,
+    {
+        Ok(self.state.bus.execute::<A>(id, command, None, self.metadata.clone()).await?)
+    }
+}
+
+/// The calendar day commands are dated with. Dates in the pact are Dutch days;
+/// the server's UTC day differs from it only around midnight, which no rule
+/// here is sensitive to.
+pub fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// The answer to a command: `body` with the version as `ETag`, the log position
+/// as `X-Log-Position`, and `Location` for a created resource.
+pub fn accepted<T: Serialize>(
+    status: StatusCode,
+    body: T,
+    committed: Committed,
+    location: Option<String>,
+) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"{}\"", committed.version)) {
+        headers.insert(header::ETAG, tag);
+    }
+    if let Some(position) = committed.position {
+        headers.insert("x-log-position", HeaderValue::from(position));
+    }
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// A read answered with its version as `ETag`.
+pub fn tagged<T: Serialize>(version: i64, body: T) -> Response {
+    let mut response = Json(body).into_response();
+    if let Ok(tag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    response
+}
+
+/// Checks a page size: 1-500, default 100.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if (1..=500).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::Validation(vec![crate::FieldError::new("limit", "must be 1-500")], None))
+    }
+}
 
 /// Documents the problem responses an operation can give, so every operation
 /// lists them without repeating them by hand.
