@@ -97,6 +97,13 @@ async fn bad_tokens_are_refused_and_record_nothing() {
             }))),
         ),
         (
+            "student without org",
+            Some(hs(&spoiled(|c| {
+                c.insert("role".into(), json!("student"));
+                c.insert("student".into(), json!("s-1"));
+            }))),
+        ),
+        (
             "wrong secret",
             Some(sign(
                 &sbb_claims(),

@@ -11,3 +11,5 @@ mod generated;
 mod helpers;
 mod placements;
 mod projections;
+mod reactions;
+mod students_offers;

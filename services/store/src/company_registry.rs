@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use stagepact_domain::company::{Company, CompanyEvent, CompanyRecord};
 
 use crate::StoreError;
+use crate::fold::{Touched, decode, fold};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -40,38 +41,25 @@ impl crate::Projection for CompanyRegistry {
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        let mut records: HashMap<String, CompanyRecord> = HashMap::new();
-        for (id, record) in stored {
-            records.insert(id, serde_json::from_value(record)?);
-        }
+        let keys: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+        let mut records: HashMap<String, CompanyRecord> = decode(stored)?;
         // Each company's qualifications before the batch: only a change to them
         // rewrites its rows in `company_recognitions`.
-        let mut held_before: HashMap<String, Vec<Held>> =
+        let held_before: HashMap<String, Vec<Held>> =
             records.iter().map(|(id, record)| (id.clone(), held(record))).collect();
-        let mut touched: HashMap<String, Touched> = HashMap::new();
-        for event in events {
-            let company_event: CompanyEvent = serde_json::from_value(event.payload.clone())?;
-            match company_event {
+        // The same fold as `Company::apply`.
+        let touched = fold(
+            events,
+            &keys,
+            &mut records,
+            |event: &CompanyEvent| match event {
                 CompanyEvent::CompanyRegistered(registered) => {
-                    held_before.entry(event.aggregate_id.clone()).or_default();
-                    records
-                        .insert(event.aggregate_id.clone(), CompanyRecord::registered(registered));
+                    Some(CompanyRecord::registered(registered.clone()))
                 }
-                other => match records.get_mut(&event.aggregate_id) {
-                    Some(record) => record.apply(&other),
-                    // The log holds a registration before any other company event.
-                    None => continue,
-                },
-            }
-            touched.insert(
-                event.aggregate_id.clone(),
-                Touched {
-                    version: event.sequence,
-                    position: event.position,
-                    at: event.recorded_at,
-                },
-            );
-        }
+                _ => None,
+            },
+            CompanyRecord::apply,
+        )?;
         let requalified: Vec<&str> = touched
             .keys()
             .filter(|id| {
@@ -94,13 +82,6 @@ type Held = (String, NaiveDate);
 
 fn held(record: &CompanyRecord) -> Vec<Held> {
     record.recognitions.values().map(|r| (r.qualification.to_string(), r.valid_until)).collect()
-}
-
-/// The last event applied to a company in a batch.
-struct Touched {
-    version: i64,
-    position: i64,
-    at: DateTime<Utc>,
 }
 
 /// Writes every company the batch touched, and the qualifications of those

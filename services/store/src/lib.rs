@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod company_registry;
 mod db;
+mod fold;
 pub mod idempotency;
 pub mod log;
 pub mod offers;

@@ -11,6 +11,7 @@ use stagepact_domain::offer::{Offer, OfferEvent, OfferRecord};
 use uuid::Uuid;
 
 use crate::StoreError;
+use crate::fold::{Touched, decode, fold};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -40,31 +41,20 @@ impl crate::Projection for OfferBoard {
                 .bind(&ids)
                 .fetch_all(&mut *tx)
                 .await?;
-        let mut records: HashMap<Uuid, OfferRecord> = HashMap::new();
-        for (id, record) in stored {
-            records.insert(id, serde_json::from_value(record)?);
-        }
-        let mut touched: HashMap<Uuid, Touched> = HashMap::new();
-        for (event, id) in events.iter().zip(ids) {
-            let offer_event: OfferEvent = serde_json::from_value(event.payload.clone())?;
-            // The same fold as `Offer::apply`.
-            match (records.get_mut(&id), offer_event) {
-                (None, OfferEvent::OfferPublished(published)) => {
-                    records.insert(id, OfferRecord::published(published));
+        let mut records: HashMap<Uuid, OfferRecord> = decode(stored)?;
+        // The same fold as `Offer::apply`.
+        let touched = fold(
+            events,
+            &ids,
+            &mut records,
+            |event: &OfferEvent| match event {
+                OfferEvent::OfferPublished(published) => {
+                    Some(OfferRecord::published(published.clone()))
                 }
-                (Some(record), other) => record.apply(&other),
-                // The log holds a publication before any other offer event.
-                (None, _) => continue,
-            }
-            touched.insert(
-                id,
-                Touched {
-                    version: event.sequence,
-                    position: event.position,
-                    at: event.recorded_at,
-                },
-            );
-        }
+                _ => None,
+            },
+            OfferRecord::apply,
+        )?;
         save(tx, &records, &touched).await
     }
 
@@ -82,13 +72,6 @@ fn offer_id(event: &LoggedEvent) -> Result<Uuid, StoreError> {
             event.aggregate_id
         )))
     })
-}
-
-/// The last event applied to an offer in a batch.
-struct Touched {
-    version: i64,
-    position: i64,
-    at: DateTime<Utc>,
 }
 
 /// Writes every offer the batch touched: one statement.
@@ -215,8 +198,9 @@ pub struct OfferFilter {
 
 /// The columns of an entry, and whether the offer is open on `$1`. A missing
 /// registry row (the company not registered, or not yet projected) means not
-/// open. S2 here must agree with `OfferRecord::is_open`; S1 takes the company's
-/// standing as a whole.
+/// open. S2 here must agree with `OfferRecord::is_open`; S1 as the company's
+/// `may_host`: not suspended or revoked, and holding an active, unexpired
+/// recognition for the offer's qualification.
 macro_rules! select_offers {
     () => {
         "SELECT o.record, o.version, o.last_position, o.updated_at, s.open
@@ -224,7 +208,12 @@ macro_rules! select_offers {
            LEFT JOIN company_registry c ON c.company_id = o.company_id
           CROSS JOIN LATERAL (
                 SELECT NOT o.withdrawn AND o.period_end >= $1 AND o.free_slots > 0
-                       AND coalesce(c.status = 'active', false) AS open
+                       AND coalesce(
+                           c.status = 'active'
+                           AND r.recognition->>'status' = 'active'
+                           AND (r.recognition->>'valid_until')::date >= $1,
+                           false) AS open
+                  FROM (SELECT c.record->'recognitions'->o.qualification AS recognition) r
           ) s"
     };
 }

@@ -7,10 +7,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use sqlx::{PgConnection, PgPool, Row};
-use stagepact_domain::placement::{Placement, PlacementEvent, PlacementRecord};
+use stagepact_domain::placement::{Placement, PlacementRecord};
 use uuid::Uuid;
 
 use crate::StoreError;
+use crate::fold::{Touched, decode, fold};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -41,33 +42,10 @@ impl crate::Projection for PlacementBoard {
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        let mut records: HashMap<Uuid, PlacementRecord> = HashMap::new();
-        for (id, record) in stored {
-            records.insert(id, serde_json::from_value(record)?);
-        }
-        let mut touched: HashMap<Uuid, Touched> = HashMap::new();
-        for (event, id) in events.iter().zip(ids) {
-            let placement_event: PlacementEvent = serde_json::from_value(event.payload.clone())?;
-            // The same fold as `Placement::apply`.
-            match records.get_mut(&id) {
-                Some(record) => record.apply(&placement_event),
-                None => match PlacementRecord::proposed(&placement_event) {
-                    Some(record) => {
-                        records.insert(id, record);
-                    }
-                    // The log holds a proposal before any other placement event.
-                    None => continue,
-                },
-            }
-            touched.insert(
-                id,
-                Touched {
-                    version: event.sequence,
-                    position: event.position,
-                    at: event.recorded_at,
-                },
-            );
-        }
+        let mut records: HashMap<Uuid, PlacementRecord> = decode(stored)?;
+        // The same fold as `Placement::apply`.
+        let touched =
+            fold(events, &ids, &mut records, PlacementRecord::proposed, PlacementRecord::apply)?;
         save(tx, &records, &touched).await
     }
 
@@ -85,13 +63,6 @@ fn placement_id(event: &LoggedEvent) -> Result<Uuid, StoreError> {
             event.aggregate_id
         )))
     })
-}
-
-/// The last event applied to a placement in a batch.
-struct Touched {
-    version: i64,
-    position: i64,
-    at: DateTime<Utc>,
 }
 
 /// Writes every placement the batch touched: one statement.

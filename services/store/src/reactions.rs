@@ -329,7 +329,7 @@ impl Dispatcher {
             ("reaction_to".to_owned(), reaction_to.to_owned()),
         ]);
         let reaction_to = reaction_to.to_owned();
-        let result = match (aggregate_type, reaction) {
+        match (aggregate_type, reaction) {
             ("offer", Reaction::ReleaseSlot { placement_id }) => self
                 .bus
                 .execute::<Offer>(
@@ -368,8 +368,7 @@ impl Dispatcher {
                     .map(drop)
                     .or_else(refused_is_done)
             }
-        };
-        result
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use stagepact_domain::student::{Student, StudentEvent, StudentRecord};
 
 use crate::StoreError;
+use crate::fold::{Touched, decode, fold};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -39,31 +40,19 @@ impl crate::Projection for StudentDirectory {
                 .bind(&keys)
                 .fetch_all(&mut *tx)
                 .await?;
-        let mut records: HashMap<String, StudentRecord> = HashMap::new();
-        for (key, record) in stored {
-            records.insert(key, serde_json::from_value(record)?);
-        }
-        let mut touched: HashMap<String, Touched> = HashMap::new();
-        for event in events {
-            let student_event: StudentEvent = serde_json::from_value(event.payload.clone())?;
-            // The same fold as `Student::apply`.
-            match (records.get_mut(&event.aggregate_id), &student_event) {
-                (None, StudentEvent::StudentEnrolled(enrolled)) => {
-                    records.insert(event.aggregate_id.clone(), StudentRecord::enrolled(enrolled));
-                }
-                (Some(record), other) => record.apply(other),
-                // The log holds an enrolment before any other student event.
-                (None, _) => continue,
-            }
-            touched.insert(
-                event.aggregate_id.clone(),
-                Touched {
-                    version: event.sequence,
-                    position: event.position,
-                    at: event.recorded_at,
-                },
-            );
-        }
+        let keys: Vec<String> = keys.into_iter().map(str::to_owned).collect();
+        let mut records: HashMap<String, StudentRecord> = decode(stored)?;
+        // The same fold as `Student::apply`.
+        let touched = fold(
+            events,
+            &keys,
+            &mut records,
+            |event: &StudentEvent| match event {
+                StudentEvent::StudentEnrolled(enrolled) => Some(StudentRecord::enrolled(enrolled)),
+                _ => None,
+            },
+            StudentRecord::apply,
+        )?;
         save(tx, &records, &touched).await
     }
 
@@ -71,13 +60,6 @@ impl crate::Projection for StudentDirectory {
         sqlx::query("TRUNCATE students").execute(tx).await?;
         Ok(())
     }
-}
-
-/// The last event applied to a student in a batch.
-struct Touched {
-    version: i64,
-    position: i64,
-    at: DateTime<Utc>,
 }
 
 /// Writes every student the batch touched: one statement.

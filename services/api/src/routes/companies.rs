@@ -17,7 +17,9 @@ use stagepact_store::company_registry::{self, RegistryEntry, RegistryFilter};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{CommandContext, CommandProblems, ReadProblems, accepted, page_limit, tagged};
+use super::{
+    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page_limit, tagged,
+};
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, Fields};
 use crate::problem::ApiError;
@@ -279,8 +281,7 @@ impl SbbCommand {
 /// Register a learning company (SBB).
 #[utoipa::path(post, path = "/v1/companies", operation_id = "registerCompany", tag = "companies",
     request_body = RegisterCompanyRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected aggregate version (\"0\": must not exist yet)")),
+    params(CommandHeaders),
     responses((status = 201, description = "Registered", body = CommandAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn register_company(
@@ -313,8 +314,7 @@ pub async fn register_company(
 #[utoipa::path(post, path = "/v1/companies/{company_id}/recognitions", operation_id = "grantRecognition",
     tag = "companies", request_body = GrantRecognitionRequest,
     params(("company_id" = String, Path, description = "SBB's company id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected aggregate version")),
+           CommandHeaders),
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn grant_recognition(
@@ -337,8 +337,7 @@ pub async fn grant_recognition(
 #[utoipa::path(post, path = "/v1/companies/{company_id}/suspend", operation_id = "suspendRecognition",
     tag = "companies", request_body = SuspendRecognitionRequest,
     params(("company_id" = String, Path, description = "SBB's company id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected aggregate version")),
+           CommandHeaders),
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn suspend_recognition(
@@ -361,8 +360,7 @@ pub async fn suspend_recognition(
 #[utoipa::path(post, path = "/v1/companies/{company_id}/reinstate", operation_id = "reinstateRecognition",
     tag = "companies", request_body = ReinstateRecognitionRequest,
     params(("company_id" = String, Path, description = "SBB's company id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected aggregate version")),
+           CommandHeaders),
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn reinstate_recognition(
@@ -383,8 +381,7 @@ pub async fn reinstate_recognition(
 #[utoipa::path(post, path = "/v1/companies/{company_id}/revoke", operation_id = "revokeRecognition",
     tag = "companies", request_body = RevokeRecognitionRequest,
     params(("company_id" = String, Path, description = "SBB's company id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected aggregate version")),
+           CommandHeaders),
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn revoke_recognition(

@@ -103,6 +103,25 @@ impl CommandContext {
     }
 }
 
+/// The headers every command takes (documentation: the idempotency layer and
+/// `IfMatch` read them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[expect(
+    dead_code,
+    reason = "documents the headers for OpenAPI; read by the idempotency layer and `IfMatch`"
+)]
+pub struct CommandHeaders {
+    /// Makes a retry of this POST return the first response (kept 24 hours); the
+    /// same key with another body is refused.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+    /// The aggregate version the command expects, as an entity tag (`"3"`; `"0"`:
+    /// must not exist yet); 412 when it differs.
+    #[param(rename = "If-Match")]
+    if_match: Option<String>,
+}
+
 /// The calendar day commands are dated with. Dates in the pact are Dutch days;
 /// the server's UTC day differs from it only around midnight, which no rule
 /// here is sensitive to.

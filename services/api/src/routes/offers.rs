@@ -14,12 +14,16 @@ use stagepact_domain::values::{
     Reason, Region, parse_list,
 };
 use stagepact_store::Denial;
+use stagepact_store::company_registry;
 use stagepact_store::offers::{self, OfferEntry, OfferFilter};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::companies::{LocationBody, ReadQuery};
-use super::{CommandContext, CommandProblems, ReadProblems, accepted, page_limit, tagged, today};
+use super::{
+    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page_limit, tagged,
+    today,
+};
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, Fields};
 use crate::problem::{ApiError, FieldError};
@@ -267,7 +271,7 @@ fn own_company(principal: &Principal) -> Result<CompanyId, ApiError> {
 /// Publish a placement offer (company, for itself; rules S1, S2).
 #[utoipa::path(post, path = "/v1/offers", operation_id = "publishOffer", tag = "offers",
     request_body = PublishOfferRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
+    params(CommandHeaders),
     responses((status = 201, description = "Published", body = OfferAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn publish_offer(
@@ -303,8 +307,7 @@ fn offer_id(raw: &str) -> Result<Uuid, ApiError> {
 #[utoipa::path(post, path = "/v1/offers/{offer_id}/withdraw", operation_id = "withdrawOffer", tag = "offers",
     request_body = WithdrawOfferRequest,
     params(("offer_id" = String, Path, description = "The offer"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Withdrawn", body = OfferAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn withdraw_offer(
@@ -386,7 +389,9 @@ pub async fn get_offer(
 ) -> Result<Response, ApiError> {
     may_read(&principal)?;
     let id = offer_id(&raw_id)?;
+    // `open` also reads the company registry (S1): wait for both.
     state.await_projection(offers::NAME, query.min_position).await?;
+    state.await_projection(company_registry::NAME, query.min_position).await?;
     let entry = offers::get(&state.pool, id, today())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no offer {id}")))?;
@@ -424,7 +429,9 @@ pub async fn list_offers(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors, None));
     }
+    // `open` also reads the company registry (S1): wait for both.
     state.await_projection(offers::NAME, query.min_position).await?;
+    state.await_projection(company_registry::NAME, query.min_position).await?;
     let filter = OfferFilter {
         qualification: query.qualification,
         region: query.region,

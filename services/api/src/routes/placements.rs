@@ -29,7 +29,10 @@ use uuid::Uuid;
 
 use super::companies::ReadQuery;
 use super::offers::{AllowanceBody, PeriodBody};
-use super::{CommandContext, CommandProblems, ReadProblems, accepted, page_limit, tagged, today};
+use super::{
+    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page_limit, tagged,
+    today,
+};
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, Fields};
 use crate::problem::{ApiError, FieldError};
@@ -388,7 +391,7 @@ fn reason(raw: &str) -> Result<Reason, ApiError> {
 /// Propose a match of a student with an offer (school; rules M1, S1, S2).
 #[utoipa::path(post, path = "/v1/placements", operation_id = "proposeMatch", tag = "placements",
     request_body = ProposeMatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
+    params(CommandHeaders),
     responses((status = 201, description = "Proposed", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn propose_match(
@@ -456,7 +459,7 @@ pub async fn propose_match(
 /// for a student; rules M2, S1).
 #[utoipa::path(post, path = "/v1/placements/self-found", operation_id = "proposeSelfFoundPlacement",
     tag = "placements", request_body = ProposeSelfFoundRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
+    params(CommandHeaders),
     responses((status = 201, description = "Proposed", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn propose_self_found(
@@ -518,8 +521,7 @@ pub async fn propose_self_found(
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/approve", operation_id = "approveSelfFoundPlacement",
     tag = "placements",
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Approved", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn approve_self_found(
@@ -546,8 +548,7 @@ pub async fn approve_self_found(
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/accept", operation_id = "acceptMatch",
     tag = "placements",
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Accepted", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn accept_match(
@@ -569,8 +570,7 @@ pub async fn accept_match(
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/object", operation_id = "objectToMatch",
     tag = "placements", request_body = ObjectRequest,
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Objection recorded", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn object_to_match(
@@ -605,8 +605,7 @@ pub async fn object_to_match(
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/withdraw", operation_id = "withdrawMatch",
     tag = "placements", request_body = ReasonRequest,
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Withdrawn", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn withdraw_match(
@@ -710,8 +709,7 @@ fn parse_terms(body: &DraftAgreementRequest) -> Result<AgreementTerms, ApiError>
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/agreement", operation_id = "draftAgreement",
     tag = "placements", request_body = DraftAgreementRequest,
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Drafted", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn draft_agreement(
@@ -741,8 +739,7 @@ pub async fn draft_agreement(
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/agreement/signatures", operation_id = "signAgreement",
     tag = "placements", request_body = SignRequest,
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Signed", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn sign_agreement(
@@ -784,8 +781,7 @@ pub async fn sign_agreement(
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/start", operation_id = "startPlacement",
     tag = "placements",
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Started", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn start_placement(
@@ -825,8 +821,7 @@ fn participant_of(role: Role) -> Option<Participant> {
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/contact-moments", operation_id = "recordContactMoment",
     tag = "placements", request_body = ContactMomentRequest,
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 201, description = "Recorded; `moment_id` names it", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn record_contact_moment(
@@ -877,8 +872,7 @@ pub async fn record_contact_moment(
     operation_id = "confirmContactMoment", tag = "placements",
     params(("placement_id" = String, Path, description = "The placement"),
            ("moment_id" = String, Path, description = "The contact moment"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Confirmed", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn confirm_contact_moment(
@@ -904,8 +898,7 @@ pub async fn confirm_contact_moment(
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/contact-moments/waiver",
     operation_id = "waiveContactMomentRequirement", tag = "placements", request_body = ReasonRequest,
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Waived", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn waive_contact_moments(
@@ -929,8 +922,7 @@ pub async fn waive_contact_moments(
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/warm-handover", operation_id = "recordWarmHandover",
     tag = "placements", request_body = WarmHandoverRequest,
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Recorded", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn record_warm_handover(
@@ -959,8 +951,7 @@ pub async fn record_warm_handover(
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/complete", operation_id = "completePlacement",
     tag = "placements",
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Completed", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn complete_placement(
@@ -982,8 +973,7 @@ pub async fn complete_placement(
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/interrupt", operation_id = "interruptPlacement",
     tag = "placements", request_body = ReasonRequest,
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Interrupted", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn interrupt_placement(
@@ -1007,8 +997,7 @@ pub async fn interrupt_placement(
 #[utoipa::path(post, path = "/v1/placements/{placement_id}/rating", operation_id = "rateGuidance",
     tag = "placements", request_body = RatingRequest,
     params(("placement_id" = String, Path, description = "The placement"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Rated", body = PlacementAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn rate_guidance(

@@ -19,7 +19,9 @@ use stagepact_store::students::{self, StudentEntry};
 use utoipa::ToSchema;
 
 use super::companies::ReadQuery;
-use super::{CommandContext, CommandProblems, ReadProblems, accepted, tagged, today};
+use super::{
+    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, tagged, today,
+};
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, Fields};
 use crate::problem::{ApiError, FieldError};
@@ -237,8 +239,7 @@ fn own_school(principal: &Principal) -> Result<SchoolId, ApiError> {
 /// Enrol a student (school, for its own students).
 #[utoipa::path(post, path = "/v1/students", operation_id = "enrollStudent", tag = "students",
     request_body = EnrollStudentRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version (\"0\": must not exist yet)")),
+    params(CommandHeaders),
     responses((status = 201, description = "Enrolled", body = StudentAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn enroll_student(
@@ -260,7 +261,7 @@ pub async fn enroll_student(
 /// information system (school). Idempotent: an unchanged student records nothing.
 #[utoipa::path(post, path = "/v1/students/import", operation_id = "importStudents", tag = "students",
     request_body = ImportStudentsRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response")),
+    params(CommandHeaders),
     responses((status = 200, description = "A result per item", body = ImportResult), CommandProblems),
     security(("bearer" = [])))]
 pub async fn import_students(
@@ -338,8 +339,7 @@ fn student_of(principal: &Principal, raw_id: &str) -> Result<(SchoolId, StudentN
 #[utoipa::path(post, path = "/v1/students/{student_id}/learning-wish", operation_id = "recordLearningWish",
     tag = "students", request_body = LearningWishRequest,
     params(("student_id" = String, Path, description = "The school's number for the student"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first response"),
-           ("If-Match" = Option<String>, Header, description = "Expected version")),
+           CommandHeaders),
     responses((status = 202, description = "Recorded", body = StudentAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn record_learning_wish(

@@ -1,0 +1,67 @@
+//! What every record-per-aggregate read model shares: decode the stored
+//! records a batch touches, then fold the batch into them with the domain's
+//! own fold, so a read model and its aggregate read the history alike.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::StoreError;
+use crate::log::LoggedEvent;
+
+/// The last event a batch applied to one record: its row's version, log
+/// position and time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Touched {
+    /// The aggregate's version after the event.
+    pub version: i64,
+    /// The event's log position.
+    pub position: i64,
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+}
+
+/// The stored records, decoded, by key.
+pub(crate) fn decode<K: Eq + Hash, R: DeserializeOwned>(
+    stored: Vec<(K, serde_json::Value)>,
+) -> Result<HashMap<K, R>, StoreError> {
+    stored.into_iter().map(|(key, record)| Ok((key, serde_json::from_value(record)?))).collect()
+}
+
+/// Folds `events` (the record of `events[i]` is `keys[i]`) into `records`:
+/// `start` makes a record from an aggregate's first event, `apply` folds any
+/// later one. An event before its aggregate's first cannot be in the log (the
+/// aggregate refuses it) and is passed over. Returns the last event applied to
+/// each record.
+pub(crate) fn fold<K, R, E>(
+    events: &[LoggedEvent],
+    keys: &[K],
+    records: &mut HashMap<K, R>,
+    start: impl Fn(&E) -> Option<R>,
+    apply: impl Fn(&mut R, &E),
+) -> Result<HashMap<K, Touched>, StoreError>
+where
+    K: Eq + Hash + Clone,
+    E: DeserializeOwned,
+{
+    let mut touched = HashMap::new();
+    for (event, key) in events.iter().zip(keys) {
+        let decoded: E = serde_json::from_value(event.payload.clone())?;
+        match records.get_mut(key) {
+            Some(record) => apply(record, &decoded),
+            None => match start(&decoded) {
+                Some(record) => {
+                    records.insert(key.clone(), record);
+                }
+                None => continue,
+            },
+        }
+        touched.insert(
+            key.clone(),
+            Touched { version: event.sequence, position: event.position, at: event.recorded_at },
+        );
+    }
+    Ok(touched)
+}

@@ -1,0 +1,1 @@
+//! Placement reactions through the API.
