@@ -44,18 +44,30 @@ pub struct ApiConfig {
     pub jwt: JwtConfig,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Largest body of a bulk operation (`importStudents`), in bytes.
+    pub bulk_body_limit: usize,
     /// Longest a read waits for projections to reach `min_position`.
     pub min_position_wait: Duration,
     /// The statutory minimum wage table C3 checks BBL wages against.
     pub wages: WageTable,
 }
 
+/// The path of the one bulk operation, which takes larger bodies.
+pub const BULK_PATH: &str = "/v1/students/import";
+
 impl ApiConfig {
+    /// The body limit of a request to `path`.
+    pub fn body_limit_for(&self, path: &str) -> usize {
+        if path == BULK_PATH { self.bulk_body_limit } else { self.body_limit }
+    }
+
     /// Defaults around a token configuration.
     pub fn new(jwt: JwtConfig) -> Self {
         Self {
             jwt,
             body_limit: 64 * 1024,
+            // 1000 students of about 250 bytes each, with room to spare.
+            bulk_body_limit: 2 * 1024 * 1024,
             min_position_wait: Duration::from_secs(5),
             wages: WageTable::embedded(),
         }

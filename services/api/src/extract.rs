@@ -28,18 +28,69 @@ where
     }
 }
 
+/// Reads one item of a bulk body as `T`, with the same field errors as a body.
+pub fn from_json_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    let bytes = serde_json::to_vec(&value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    axum::Json::<T>::from_bytes(&bytes).map(|axum::Json(value)| value).map_err(json_rejection)
+}
+
+/// A JSON body of a bulk operation: like `AppJson`, but up to the configured
+/// bulk limit instead of the default one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BulkJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<crate::AppState> for BulkJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: Request,
+        state: &crate::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim();
+                mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+            });
+        if !is_json {
+            return Err(json_rejection(JsonRejection::MissingJsonContentType(Default::default())));
+        }
+        let limit = state.config.bulk_body_limit;
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(value)| Self(value))
+            .map_err(json_rejection)
+    }
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(error) => {
             // serde's message names the path, e.g. "name: invalid type: ...".
             let text = std::error::Error::source(&error)
                 .map_or_else(|| error.body_text(), ToString::to_string);
-            let (field, message) = match text.split_once(": ") {
+            let (mut field, message) = match text.split_once(": ") {
                 Some((field, message)) if !field.contains(' ') => {
                     (field.to_owned(), message.to_owned())
                 }
                 _ => (String::new(), text),
             };
+            // serde names a missing field in its message, not in the path.
+            if let Some(missing) = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(name, _)| name)
+            {
+                field = match field.as_str() {
+                    "" | "." => missing.to_owned(),
+                    parent => format!("{parent}.{missing}"),
+                };
+            }
             ApiError::Validation(vec![FieldError::new(field, message)], None)
         }
         JsonRejection::JsonSyntaxError(error) => {

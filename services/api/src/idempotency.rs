@@ -56,7 +56,7 @@ async fn keyed(state: AppState, request: Request, next: Next) -> Result<Response
         Ok(principal) => principal,
         Err(_) => return Ok(next.run(Request::from_parts(parts, body)).await),
     };
-    let limit = state.config.body_limit;
+    let limit = state.config.body_limit_for(parts.uri.path());
     let bytes =
         to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge.into_response())?;
     let hash = request_hash(

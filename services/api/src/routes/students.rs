@@ -23,7 +23,7 @@ use super::{
     CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, tagged, today,
 };
 use crate::auth::{Principal, Role};
-use crate::extract::{AppJson, AppQuery, Fields};
+use crate::extract::{AppJson, AppQuery, BulkJson, Fields, from_json_value};
 use crate::problem::{ApiError, FieldError};
 use crate::server::AppState;
 
@@ -59,8 +59,9 @@ pub struct EnrollStudentRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportStudentsRequest {
-    /// Up to 1000 students, each like the body of `enrollStudent`. Each item is
-    /// checked on its own: a bad item gets its errors, the others are imported.
+    /// Up to 1000 students, each like the body of `enrollStudent` (the body may
+    /// be up to 2 MiB). Each item is checked on its own: a bad item gets its
+    /// errors, the others are imported.
     #[schema(value_type = Vec<EnrollStudentRequest>, max_items = 1000)]
     pub students: Vec<serde_json::Value>,
 }
@@ -266,7 +267,7 @@ pub async fn enroll_student(
     security(("bearer" = [])))]
 pub async fn import_students(
     command: CommandContext,
-    AppJson(body): AppJson<ImportStudentsRequest>,
+    BulkJson(body): BulkJson<ImportStudentsRequest>,
 ) -> Result<Json<ImportResult>, ApiError> {
     let school = own_school(&command.principal)?;
     if body.students.len() > MAX_IMPORT {
@@ -287,8 +288,7 @@ pub async fn import_students(
             version: None,
             position: None,
         };
-        let parsed = serde_json::from_value::<EnrollStudentRequest>(item)
-            .map_err(|e| ApiError::Validation(vec![FieldError::new("", e.to_string())], None))
+        let parsed = from_json_value::<EnrollStudentRequest>(item)
             .and_then(|body| enrolment(&school, &body));
         let enrolled = match parsed {
             Ok(enrolled) => enrolled,
