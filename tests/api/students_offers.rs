@@ -575,7 +575,10 @@ async fn s1_a_recognised_company_publishes_an_offer_and_reads_it_back() {
     let position = accepted["position"].as_i64().expect("a position");
 
     let read = app.get(&format!("/v1/offers/{offer}?min_position={position}"), &company).await;
-    assert_eq!(read.headers()["etag"], "\"1\"");
+    // `open` changes with the day and the company's standing, not only with the
+    // offer's version: the tag is a hash of the body.
+    let tag = read.headers()["etag"].to_str().expect("header").to_owned();
+    assert!(tag.starts_with("W/\""), "{tag}");
     let view = ok_json(read, StatusCode::OK).await;
     assert_eq!(
         view,

@@ -226,6 +226,9 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(_) => Self::Unavailable(error),
+            StoreError::InvalidValue(cause) => {
+                Self::BadRequest(format!("a value in the request cannot be stored: {cause}"))
+            }
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -318,7 +321,7 @@ impl From<PlacementError> for ApiError {
             }
             E::NoWageTable(_) => Self::invalid("start_date", &error, rule),
             E::SignatureNotRequired(_) => Self::invalid("party", &error, rule),
-            E::HeldInFuture => Self::invalid("held_on", &error, rule),
+            E::HeldInFuture | E::HeldBeforeStart => Self::invalid("held_on", &error, rule),
             E::RecorderNotParticipant => Self::invalid("participants", &error, rule),
             E::ScoreOutOfRange => Self::invalid("school_score", &error, rule),
         }

@@ -143,6 +143,9 @@ pub struct StatementStat {
     pub total_ms: f64,
 }
 
+/// The name of the first entry of [`top_statements`]: every statement.
+pub const ALL_STATEMENTS: &str = "(all statements)";
+
 /// Statements listed per phase with `--statement-stats`.
 pub const TOP_STATEMENTS: i64 = 15;
 
@@ -155,8 +158,19 @@ pub async fn reset_statements(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `limit` statements with the most execution time since the last reset.
+/// What all statements since the last reset add up to (the first entry of
+/// [`top_statements`]), then the `limit` statements with the most execution
+/// time.
 pub async fn top_statements(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<StatementStat>> {
+    let (calls, total_ms): (i64, f64) = sqlx::query_as(
+        "SELECT coalesce(sum(calls), 0)::int8, coalesce(sum(total_exec_time), 0)::float8
+           FROM pg_stat_statements
+          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(pool)
+    .await
+    .context("summing pg_stat_statements")?;
+    let all = StatementStat { query: ALL_STATEMENTS.to_owned(), calls, total_ms };
     let rows: Vec<(String, i64, f64)> = sqlx::query_as(
         "SELECT query, calls, total_exec_time FROM pg_stat_statements
           WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -166,9 +180,8 @@ pub async fn top_statements(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Sta
     .fetch_all(pool)
     .await
     .context("reading pg_stat_statements")?;
-    Ok(rows
-        .into_iter()
-        .map(|(query, calls, total_ms)| {
+    Ok(std::iter::once(all)
+        .chain(rows.into_iter().map(|(query, calls, total_ms)| {
             let flat: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
             let query = if flat.chars().count() > 110 {
                 flat.chars().take(110).collect::<String>() + "…"
@@ -176,7 +189,7 @@ pub async fn top_statements(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Sta
                 flat
             };
             StatementStat { query, calls, total_ms }
-        })
+        }))
         .collect())
 }
 

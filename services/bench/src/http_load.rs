@@ -76,7 +76,8 @@ pub async fn register_companies(
     Ok(count)
 }
 
-async fn expect(
+/// The JSON body of a response with status `status`, else an error with the body.
+pub async fn expect(
     response: reqwest::Response,
     status: StatusCode,
     what: &str,

@@ -9,11 +9,17 @@
 //! 3. projection lag, probed during the command load,
 //! 4. feed read throughput over bulk-seeded events.
 //!
+//! `--scenario lifecycle` measures instead whole placement lifecycles over
+//! HTTP, the same pgbench baseline, and students reading their overview (see
+//! `lifecycle`).
+//!
 //! It prints a report and writes the same figures as JSON.
 
 mod dbstats;
 mod feed;
+mod header;
 mod http_load;
+mod lifecycle;
 mod machine;
 mod pgbench;
 mod seed;
@@ -23,10 +29,11 @@ mod stats;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 
 use crate::dbstats::DbCounters;
+use crate::header::Header;
 use crate::machine::Machine;
 use crate::pgbench::{Baseline, Shape, Variant};
 use crate::setup::Env;
@@ -41,14 +48,26 @@ const TARGET_FEED_RATE: f64 = 50_000.0;
 /// Target: p99 of the projection lag, in milliseconds.
 const TARGET_LAG_P99_MS: f64 = 100.0;
 
+/// What a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// Company commands (suspend / reinstate), projection lag, feed reads.
+    Commands,
+    /// Whole placement lifecycles, then students reading their overview.
+    Lifecycle,
+}
+
 /// Command-line options.
 #[derive(Debug, Parser)]
 #[command(about = "Benchmarks the Stagepact API against a pgbench baseline")]
 struct Args {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Commands)]
+    scenario: Scenario,
     /// Concurrent clients (HTTP load and pgbench alike).
     #[arg(long, default_value_t = 16)]
     clients: usize,
-    /// Duration of the HTTP load and of the pgbench run, in seconds.
+    /// Duration of the HTTP load (commands scenario) and of the pgbench run, in seconds.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
     /// Events seeded for the feed read.
@@ -57,13 +76,39 @@ struct Args {
     /// Companies per client.
     #[arg(long, default_value_t = 8)]
     companies_per_client: usize,
+    /// Lifecycle scenario: placements walked from match to rating (one student each).
+    #[arg(long, default_value_t = 10_000)]
+    placements: usize,
+    /// Lifecycle scenario: schools the students are spread over.
+    #[arg(long, default_value_t = 8)]
+    schools: usize,
+    /// Lifecycle scenario: offers (one per company) per client.
+    #[arg(long, default_value_t = 4)]
+    offers_per_client: usize,
+    /// Lifecycle scenario: concurrent readers of `GET /v1/me/overview`.
+    #[arg(long, default_value_t = 200)]
+    readers: usize,
+    /// Lifecycle scenario: how long the readers read, in seconds (after a 2 s warm-up).
+    #[arg(long, default_value_t = 15)]
+    read_seconds: u64,
     /// Load pg_stat_statements and report the top statements of each load
     /// phase (a diagnostic: it slows PostgreSQL down a little).
     #[arg(long)]
     statement_stats: bool,
-    /// Where to write the JSON results.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench-results/latest.json"))]
-    output: PathBuf,
+    /// Where to write the JSON results [default: bench-results/latest.json,
+    /// or bench-results/lifecycle.json for the lifecycle scenario].
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+impl Args {
+    fn output(&self) -> PathBuf {
+        let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench-results");
+        self.output.clone().unwrap_or_else(|| match self.scenario {
+            Scenario::Commands => results.join("latest.json"),
+            Scenario::Lifecycle => results.join("lifecycle.json"),
+        })
+    }
 }
 
 #[tokio::main]
@@ -83,47 +128,51 @@ async fn main() -> anyhow::Result<()> {
     );
     anyhow::ensure!(args.companies_per_client > 0, "--companies-per-client must be positive");
     anyhow::ensure!(args.feed_events > 0, "--feed-events must be positive");
+    anyhow::ensure!(
+        args.placements > 0 && args.schools > 0 && args.offers_per_client > 0,
+        "--placements, --schools and --offers-per-client must be positive"
+    );
+    anyhow::ensure!(
+        args.readers > 0 && args.read_seconds > 0,
+        "--readers and --read-seconds must be positive"
+    );
     let machine = Machine::read();
     eprintln!("starting a private durable PostgreSQL and the API ...");
     let env = Env::start(args.clients, args.statement_stats).await?;
-    let result = run(&args, &machine, &env).await;
+    let header = Header::of(&machine, &env);
+    let result = match args.scenario {
+        Scenario::Commands => run(&args, &header, &env).await,
+        Scenario::Lifecycle => {
+            let options = lifecycle::Options {
+                clients: args.clients,
+                placements: args.placements,
+                schools: args.schools,
+                offers_per_client: args.offers_per_client,
+                pgbench_seconds: args.seconds,
+                readers: args.readers,
+                read_seconds: args.read_seconds,
+                statement_stats: args.statement_stats,
+            };
+            lifecycle::run(&options, &header, &env).await
+        }
+    };
     env.stop().await?;
     let (report, figures) = result?;
     println!("{report}");
-    if let Some(parent) = args.output.parent() {
+    let output = args.output();
+    if let Some(parent) = output.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    std::fs::write(&args.output, serde_json::to_string_pretty(&figures)? + "\n")
-        .with_context(|| format!("writing {}", args.output.display()))?;
-    let shown = args.output.canonicalize().unwrap_or_else(|_| args.output.clone());
+    std::fs::write(&output, serde_json::to_string_pretty(&figures)? + "\n")
+        .with_context(|| format!("writing {}", output.display()))?;
+    let shown = output.canonicalize().unwrap_or_else(|_| output.clone());
     println!("JSON written to {}", shown.display());
     Ok(())
 }
 
-/// The commit the workspace is at, and whether tracked files differ from it
-/// (read-only `git` calls; "unknown" without git).
-fn source_version() -> (String, bool) {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(&workspace)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|output| output.status.success())
-            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    };
-    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    (commit, dirty)
-}
-
-async fn run(args: &Args, machine: &Machine, env: &Env) -> anyhow::Result<(String, Value)> {
+async fn run(args: &Args, header: &Header, env: &Env) -> anyhow::Result<(String, Value)> {
     let (clients, per_client, seconds) = (args.clients, args.companies_per_client, args.seconds);
-    let (commit, dirty) = source_version();
 
     eprintln!("registering {} companies with a recognition each ...", clients * per_client + 1);
     let registered = http_load::register_companies(env, clients, per_client).await?;
@@ -177,7 +226,6 @@ async fn run(args: &Args, machine: &Machine, env: &Env) -> anyhow::Result<(Strin
 
     let probe = &load.probe;
     let pass = |ok: bool| if ok { "met" } else { "MISSED" };
-    let settings: Vec<String> = env.pg_settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let ratio = |baseline: &Baseline| load.rate() / baseline.run.tps;
 
     let mut r = String::new();
@@ -185,17 +233,9 @@ async fn run(args: &Args, machine: &Machine, env: &Env) -> anyhow::Result<(Strin
         r.push_str(&text);
         r.push('\n');
     };
-    line("== Stagepact benchmark ==".into());
-    line(format!(
-        "source: commit {commit}{}",
-        if dirty { " with uncommitted changes" } else { "" }
-    ));
-    line(format!(
-        "machine: {} ({} logical cores), {} MiB RAM, Linux {}",
-        machine.cpu_model, machine.cores, machine.memory_mib, machine.kernel
-    ));
-    line(format!("PostgreSQL: {}", env.pg_version));
-    line(format!("  private durable cluster, {}", settings.join(", ")));
+    for text in &header.lines {
+        line(text.clone());
+    }
     line(format!(
         "clients: {clients}, seconds: {seconds}, companies: {registered} ({per_client} per client + 1 probe company)"
     ));
@@ -226,33 +266,8 @@ async fn run(args: &Args, machine: &Machine, env: &Env) -> anyhow::Result<(Strin
         }
     }
     for baseline in &baselines {
-        let run = &baseline.run;
-        line(format!("-- pgbench baseline, {} --", baseline.variant.title()));
-        line(format!(
-            "  {} transactions, {:.1} tps; failed: {}",
-            run.transactions, run.tps, run.failed
-        ));
-        line(format!("  latency: {}", run.latency.line()));
-        line(format!(
-            "  {} aggregates ({} per client, sized by a {} s pilot at {:.0} tps); events per aggregate: {:.1} before, {:.1} after (mean over the run {:.1})",
-            clients * run.per_client,
-            run.per_client,
-            pgbench::PILOT_SECONDS.min(seconds),
-            baseline.pilot_tps,
-            run.events_per_aggregate_before,
-            run.events_per_aggregate_after,
-            (run.events_per_aggregate_before + run.events_per_aggregate_after) / 2.0
-        ));
-        line("  the API kept running: its sequencer stamped (and its projector skipped) the pgbench rows".into());
-        line(format!("  {}", baseline.cpu.line(run.transactions, "transaction")));
-        line(format!("  PostgreSQL work per transaction: {}", baseline.db.line()));
-        if !baseline.statements.is_empty() {
-            line(
-                "  top statements (pg_stat_statements; per unit = per pgbench transaction):".into(),
-            );
-            for text in dbstats::statements_lines(&baseline.statements, run.transactions) {
-                line(text);
-            }
+        for text in baseline.lines(clients, seconds) {
+            line(text);
         }
         line(format!(
             "  ratio HTTP commands/s / pgbench tps = {:.3} (target >= {TARGET_RATIO}: {})",
@@ -298,29 +313,7 @@ async fn run(args: &Args, machine: &Machine, env: &Env) -> anyhow::Result<(Strin
     let mut pgbench_json = serde_json::Map::new();
     let mut ratio_json = serde_json::Map::new();
     for baseline in &baselines {
-        let run = &baseline.run;
-        pgbench_json.insert(
-            baseline.variant.key().to_owned(),
-            json!({
-                "description": baseline.variant.title(),
-                "transactions": run.transactions,
-                "failed": run.failed,
-                "tps": round(run.tps),
-                "latency": run.latency.to_json(),
-                "aggregates": clients * run.per_client,
-                "aggregates_per_client": run.per_client,
-                "pilot_seconds": pgbench::PILOT_SECONDS.min(seconds),
-                "pilot_tps": round(baseline.pilot_tps),
-                "events_per_aggregate_before": round(run.events_per_aggregate_before),
-                "events_per_aggregate_after": round(run.events_per_aggregate_after),
-                "api_running": true,
-                "command": run.command,
-                "script": run.script,
-                "cpu": baseline.cpu.to_json(run.transactions),
-                "postgresql_per_transaction": baseline.db.to_json(),
-                "top_statements": dbstats::statements_json(&baseline.statements, run.transactions),
-            }),
-        );
+        pgbench_json.insert(baseline.variant.key().to_owned(), baseline.to_json(clients, seconds));
         ratio_json.insert(
             baseline.variant.key().to_owned(),
             json!({"value": round(ratio(baseline)), "met": ratio(baseline) >= TARGET_RATIO}),
@@ -328,14 +321,7 @@ async fn run(args: &Args, machine: &Machine, env: &Env) -> anyhow::Result<(Strin
     }
     ratio_json.insert("target_min".to_owned(), json!(TARGET_RATIO));
 
-    let figures = json!({
-        "generated_at": chrono::Utc::now().to_rfc3339(),
-        "source": {"commit": commit, "uncommitted_changes": dirty},
-        "machine": machine.to_json(),
-        "postgresql": {
-            "version": env.pg_version,
-            "settings": env.pg_settings.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-        },
+    let rest = json!({
         "parameters": {
             "clients": clients,
             "seconds": seconds,
@@ -384,5 +370,5 @@ async fn run(args: &Args, machine: &Machine, env: &Env) -> anyhow::Result<(Strin
             "cpu_per_1000_events": feed.cpu.to_json(feed.events_read.div_ceil(1000)),
         },
     });
-    Ok((r, figures))
+    Ok((r, header.figures(rest)))
 }

@@ -107,6 +107,63 @@ pub struct Baseline {
     pub statements: Vec<StatementStat>,
 }
 
+impl Baseline {
+    /// The baseline for the human report (`clients` and `seconds` of the run).
+    pub fn lines(&self, clients: usize, seconds: u64) -> Vec<String> {
+        let run = &self.run;
+        let mut lines = vec![
+            format!("-- pgbench baseline, {} --", self.variant.title()),
+            format!("  {} transactions, {:.1} tps; failed: {}", run.transactions, run.tps, run.failed),
+            format!("  latency: {}", run.latency.line()),
+            format!(
+                "  {} aggregates ({} per client, sized by a {} s pilot at {:.0} tps); events per aggregate: {:.1} before, {:.1} after (mean over the run {:.1})",
+                clients * run.per_client,
+                run.per_client,
+                PILOT_SECONDS.min(seconds),
+                self.pilot_tps,
+                run.events_per_aggregate_before,
+                run.events_per_aggregate_after,
+                (run.events_per_aggregate_before + run.events_per_aggregate_after) / 2.0
+            ),
+            "  the API kept running: its sequencer stamped (and its projector skipped) the pgbench rows".into(),
+            format!("  {}", self.cpu.line(run.transactions, "transaction")),
+            format!("  PostgreSQL work per transaction: {}", self.db.line()),
+        ];
+        if !self.statements.is_empty() {
+            lines.push(
+                "  top statements (pg_stat_statements; per unit = per pgbench transaction):".into(),
+            );
+            lines.extend(crate::dbstats::statements_lines(&self.statements, run.transactions));
+        }
+        lines
+    }
+
+    /// The baseline as JSON (`clients` and `seconds` of the run).
+    pub fn to_json(&self, clients: usize, seconds: u64) -> Value {
+        use crate::stats::round;
+        let run = &self.run;
+        json!({
+            "description": self.variant.title(),
+            "transactions": run.transactions,
+            "failed": run.failed,
+            "tps": round(run.tps),
+            "latency": run.latency.to_json(),
+            "aggregates": clients * run.per_client,
+            "aggregates_per_client": run.per_client,
+            "pilot_seconds": PILOT_SECONDS.min(seconds),
+            "pilot_tps": round(self.pilot_tps),
+            "events_per_aggregate_before": round(run.events_per_aggregate_before),
+            "events_per_aggregate_after": round(run.events_per_aggregate_after),
+            "api_running": true,
+            "command": run.command,
+            "script": run.script,
+            "cpu": self.cpu.to_json(run.transactions),
+            "postgresql_per_transaction": self.db.to_json(),
+            "top_statements": crate::dbstats::statements_json(&self.statements, run.transactions),
+        })
+    }
+}
+
 /// What the baseline must match of the HTTP run.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {

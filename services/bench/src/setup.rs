@@ -19,6 +19,9 @@ use tokio::task::JoinHandle;
 /// The database the benchmark creates in its cluster.
 pub const DATABASE: &str = "stagepact_bench";
 
+/// How long the benchmark's tokens are valid: longer than any run.
+const TOKEN_SECONDS: u64 = 4 * 3600;
+
 /// Everything a phase needs.
 pub struct Env {
     /// The PostgreSQL programs (for `pgbench`).
@@ -33,6 +36,8 @@ pub struct Env {
     pub base: String,
     /// An SBB bearer token.
     pub token: String,
+    /// Mints the tokens of other callers (schools, companies, students).
+    authenticator: Authenticator,
     /// One shared HTTP client with a large connection pool.
     pub http: reqwest::Client,
     /// PostgreSQL's `version()`.
@@ -108,7 +113,8 @@ impl Env {
             issuer: "stagepact-dev".into(),
             audience: "stagepact".into(),
         };
-        let token = Authenticator::new(&jwt)?.mint("bench", Role::Sbb, None, None, 3600)?;
+        let authenticator = Authenticator::new(&jwt)?;
+        let token = authenticator.mint("bench", Role::Sbb, None, None, TOKEN_SECONDS)?;
         let app =
             App::build(pool.clone(), ApiConfig::new(jwt)).await.context("building the API")?;
         let state = app.state.clone();
@@ -132,6 +138,7 @@ impl Env {
             state,
             base,
             token,
+            authenticator,
             http,
             pg_version,
             pg_settings,
@@ -152,6 +159,23 @@ impl Env {
                 .with_context(|| format!("running {statement}"))?;
         }
         Ok(())
+    }
+
+    /// A bearer token for `role` of `org` (and `student`), valid for the run.
+    pub fn mint(
+        &self,
+        role: Role,
+        org: Option<&str>,
+        student: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let subject = format!("bench-{role}-{}", org.unwrap_or("-"));
+        Ok(self.authenticator.mint(
+            &subject,
+            role,
+            org.map(str::to_owned),
+            student.map(str::to_owned),
+            TOKEN_SECONDS,
+        )?)
     }
 
     /// Where the benchmark keeps scratch files (pgbench script and logs).

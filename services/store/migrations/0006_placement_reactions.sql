@@ -15,6 +15,16 @@ CREATE TABLE reaction_placements (
 );
 CREATE INDEX reaction_placements_company ON reaction_placements (company_id, qualification);
 
+-- The process manager's view of each company's standing as of its checkpoint
+-- (active, suspended, revoked): a placement proposed on an earlier look at the
+-- company, but recorded after SBB's decision, notices that decision too.
+CREATE TABLE reaction_companies (
+    company_id text PRIMARY KEY,
+    standing   text NOT NULL CHECK (standing IN ('active', 'suspended', 'revoked')),
+    cause      text NOT NULL, -- the company event that set the standing
+    on_day     date NOT NULL
+);
+
 -- Commands decided by the process manager, written in the same transaction as
 -- its checkpoint and carried out after commit by the dispatcher. A command is
 -- keyed by the event that caused it; the target aggregate records each cause

@@ -27,6 +27,10 @@ pub enum StoreError {
     /// The database cannot be reached or has no connection free in time: retry later.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// PostgreSQL refused a value the caller sent (SQLSTATE class 22, data
+    /// exception: e.g. a NUL byte in a text): the request's fault.
+    #[error("the database refused a value: {0}")]
+    InvalidValue(#[source] sqlx::Error),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -55,6 +59,11 @@ impl From<sqlx::Error> for StoreError {
                     .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")) =>
             {
                 Self::Unavailable(error)
+            }
+            sqlx::Error::Database(ref db)
+                if db.code().is_some_and(|code| code.starts_with("22")) =>
+            {
+                Self::InvalidValue(error)
             }
             other => Self::Database(other),
         }

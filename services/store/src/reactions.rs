@@ -94,6 +94,13 @@ async fn enqueue(
     Ok(())
 }
 
+/// The reason a revocation's interruption records.
+fn revocation_reason() -> Reason {
+    // Invariant: a fixed, non-empty text within the bounds of `Reason`.
+    Reason::parse("SBB revoked the company's recognition")
+        .unwrap_or_else(|_| unreachable!("a valid fixed reason"))
+}
+
 /// `<aggregate type>:<id>:<sequence>`: names one event (also the feed's id).
 pub fn event_key(event: &LoggedEvent) -> String {
     format!("{}:{}:{}", event.aggregate_type, event.aggregate_id, event.sequence)
@@ -135,7 +142,9 @@ impl PlacementReactions {
             CompanyEvent::RecognitionRevoked(revoked) => (
                 Reaction::RecognitionChanged {
                     change: RecognitionChange::Revoked,
-                    reason: revoked.reason,
+                    // SBB's own words stay with SBB and the company (they may
+                    // concern an investigation); schools and students read this.
+                    reason: revocation_reason(),
                     on,
                 },
                 revoked.qualification.map(|q| q.to_string()),
@@ -145,6 +154,36 @@ impl PlacementReactions {
                 return Ok(Vec::new());
             }
         };
+        // The company's standing as of this event, for placements proposed
+        // after it but decided on an earlier look (see `on_placement`).
+        let standing = match &reaction {
+            Reaction::RecognitionChanged { change: RecognitionChange::Revoked, .. }
+                if qualification.is_some() =>
+            {
+                None
+            }
+            Reaction::RecognitionChanged { change: RecognitionChange::Revoked, .. } => {
+                Some("revoked")
+            }
+            Reaction::RecognitionChanged { .. } => Some("suspended"),
+            _ => Some("active"),
+        };
+        if let Some(standing) = standing {
+            sqlx::query(
+                "INSERT INTO reaction_companies (company_id, standing, cause, on_day)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (company_id) DO UPDATE
+                   SET standing = CASE WHEN reaction_companies.standing = 'revoked'
+                                       THEN 'revoked' ELSE excluded.standing END,
+                       cause = excluded.cause, on_day = excluded.on_day",
+            )
+            .bind(&event.aggregate_id)
+            .bind(standing)
+            .bind(event_key(event))
+            .bind(on)
+            .execute(&mut *tx)
+            .await?;
+        }
         let targets = open_at(tx, &event.aggregate_id, qualification).await?;
         Ok(targets
             .into_iter()
@@ -200,6 +239,28 @@ impl PlacementReactions {
         .bind(offer)
         .execute(&mut *tx)
         .await?;
+        // A proposal decided on the company's standing just before SBB
+        // suspended or revoked it lands after that event in the log: it
+        // notices the change now, keyed by its own proposal event.
+        let standing: Option<(String, NaiveDate)> = sqlx::query_as(
+            "SELECT standing, on_day FROM reaction_companies
+              WHERE company_id = $1 AND standing <> 'active'",
+        )
+        .bind(company.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((standing, on)) = standing {
+            let change = if standing == "revoked" {
+                RecognitionChange::Revoked
+            } else {
+                RecognitionChange::Suspended
+            };
+            decided.push((
+                Placement::TYPE,
+                placement_id.clone(),
+                Reaction::RecognitionChanged { change, reason: revocation_reason(), on },
+            ));
+        }
         if let Some(old) = replaces {
             let alternative_placement_id = Uuid::parse_str(placement_id)
                 .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
@@ -242,7 +303,7 @@ impl crate::Projection for PlacementReactions {
     async fn reset(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
         // The outbox stays: its rows are decisions not yet carried out, and a
         // replay decides the same ones again (which the outbox key absorbs).
-        sqlx::query("TRUNCATE reaction_placements").execute(&mut *tx).await?;
+        sqlx::query("TRUNCATE reaction_placements, reaction_companies").execute(&mut *tx).await?;
         Ok(())
     }
 }
@@ -293,9 +354,23 @@ impl Dispatcher {
         .fetch_all(pool)
         .await?;
         let mut outcome = Dispatched::default();
+        // Reactions to one aggregate are carried out in log order: once one
+        // fails, the later ones for the same aggregate wait for the next round
+        // (a reinstatement must not overtake its suspension).
+        let mut held_back: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (id, reaction_to, aggregate_type, aggregate_id, command) in rows {
-            let reaction: Reaction = serde_json::from_value(command)?;
-            match self.carry_out(&reaction_to, &aggregate_type, &aggregate_id, reaction).await {
+            if held_back.contains(&aggregate_id) {
+                outcome.failed += 1;
+                continue;
+            }
+            let result = match serde_json::from_value::<Reaction>(command) {
+                Ok(reaction) => {
+                    self.carry_out(&reaction_to, &aggregate_type, &aggregate_id, reaction).await
+                }
+                // A row this build cannot read stays for a build that can.
+                Err(error) => Err(StoreError::Corrupt(error)),
+            };
+            match result {
                 Ok(()) => {
                     sqlx::query("DELETE FROM reaction_outbox WHERE id = $1")
                         .bind(id)
@@ -305,6 +380,7 @@ impl Dispatcher {
                 }
                 Err(error) => {
                     tracing::warn!(%error, reaction_to, aggregate_id, "reaction not carried out yet");
+                    held_back.insert(aggregate_id.clone());
                     sqlx::query("UPDATE reaction_outbox SET attempts = attempts + 1 WHERE id = $1")
                         .bind(id)
                         .execute(pool)

@@ -412,6 +412,7 @@ fn draft() -> PlacementCommand {
         },
         // Of age at the start: student, school and company sign (G1).
         date_of_birth: day(2000, 1, 1),
+        pathway: Pathway::Bol,
         wages: Arc::new(WageTable::embedded()),
     }
 }
@@ -443,9 +444,15 @@ async fn placements_are_listed_by_party_status_and_attention() {
     for party in [Signatory::Student, Signatory::School, Signatory::Company] {
         run(active, PlacementCommand::Sign { party, today: signed_on }).await;
     }
-    let started =
-        run(active, PlacementCommand::Start { company_may_host: true, today: day(2027, 2, 1) })
-            .await;
+    let started = run(
+        active,
+        PlacementCommand::Start {
+            company_may_host: true,
+            today: day(2027, 2, 1),
+            date_of_birth: day(2000, 1, 1),
+        },
+    )
+    .await;
 
     let self_found = PlacementCommand::ProposeSelfFound {
         placement_id: withdrawn,

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use stagepact_domain::company::Company;
@@ -21,8 +21,7 @@ use uuid::Uuid;
 
 use super::companies::{LocationBody, ReadQuery};
 use super::{
-    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page_limit, tagged,
-    today,
+    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page_limit, today,
 };
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, Fields};
@@ -222,7 +221,9 @@ fn parse_offer(
         "slots",
         u32::try_from(body.slots).ok().filter(|s| (1..=1000).contains(s)).ok_or("must be 1-1000"),
     );
-    let period = fields.parse("period.end", Period::parse(body.period.start, body.period.end));
+    let period = fields
+        .parse("period.end", Period::parse(body.period.start, body.period.end))
+        .and_then(|period| fields.parse("period.start", super::placements::within_reach(period)));
     let hours = fields.parse(
         "hours_per_week",
         u8::try_from(body.hours_per_week)
@@ -378,7 +379,7 @@ fn may_read(principal: &Principal) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/v1/offers/{offer_id}", operation_id = "getOffer", tag = "offers",
     params(("offer_id" = String, Path, description = "The offer"), ReadQuery,
            ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy you hold")),
-    responses((status = 200, description = "The offer; ETag is its version", body = OfferView),
+    responses((status = 200, description = "The offer; its ETag is a hash of the body", body = OfferView),
               (status = 304, description = "Not modified"), ReadProblems),
     security(("bearer" = [])))]
 pub async fn get_offer(
@@ -401,7 +402,9 @@ pub async fn get_offer(
         return Err(ApiError::Forbidden("a company may only read its own offers".into()));
     }
     let view = view(entry);
-    Ok(tagged(view.version, view))
+    // No version tag: `open`, compliance and attention also change with the
+    // day and with other aggregates, so the tag is a hash of the body.
+    Ok(Json(view).into_response())
 }
 
 /// Offers, filtered, in pages (schools, students; a company its own).

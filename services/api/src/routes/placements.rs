@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use stagepact_domain::company::Company;
@@ -30,8 +30,7 @@ use uuid::Uuid;
 use super::companies::ReadQuery;
 use super::offers::{AllowanceBody, PeriodBody};
 use super::{
-    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page_limit, tagged,
-    today,
+    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page_limit, today,
 };
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, Fields};
@@ -633,9 +632,24 @@ fn cents(fields: &mut Fields, name: &str, euros: f64) -> Option<Cents> {
     fields.parse(name, Cents::from_euros(euros))
 }
 
+/// A placement's period lies at most three years back and six years ahead:
+/// this also keeps every date arithmetic on it far from the calendar's end.
+pub fn within_reach(period: Period) -> Result<Period, &'static str> {
+    let today = today();
+    let earliest = today.checked_sub_days(chrono::Days::new(3 * 366));
+    let latest = today.checked_add_days(chrono::Days::new(6 * 366));
+    if earliest.is_some_and(|e| period.start >= e) && latest.is_some_and(|l| period.end <= l) {
+        Ok(period)
+    } else {
+        Err("the period must lie within three years back and six years ahead")
+    }
+}
+
 fn parse_terms(body: &DraftAgreementRequest) -> Result<AgreementTerms, ApiError> {
     let mut fields = Fields::default();
-    let period = fields.parse("end_date", Period::parse(body.start_date, body.end_date));
+    let period = fields
+        .parse("end_date", Period::parse(body.start_date, body.end_date))
+        .and_then(|period| fields.parse("start_date", within_reach(period)));
     let hours = fields.parse(
         "hours_per_week",
         u8::try_from(body.hours_per_week)
@@ -683,6 +697,17 @@ fn parse_terms(body: &DraftAgreementRequest) -> Result<AgreementTerms, ApiError>
         .flatten()
         .map(|p| PlannedContact { kind: p.kind, planned_on: p.planned_on })
         .collect();
+    let slack = chrono::Days::new(31);
+    if let Some(period) = period
+        && plan
+            .iter()
+            .any(|p| p.planned_on < period.start - slack || p.planned_on > period.end + slack)
+    {
+        fields.parse::<(), _>(
+            "contact_plan",
+            Err("planned days must lie within the period (give or take a month)"),
+        );
+    }
     if plan.len() > 20 {
         fields.parse::<(), _>("contact_plan", Err("at most 20 planned moments"));
     }
@@ -721,14 +746,15 @@ pub async fn draft_agreement(
     let id = placement_id(&raw_id)?;
     let terms = parse_terms(&body)?;
     let record = command.placement(id).await?;
-    let (_, date_of_birth) =
+    let (student, date_of_birth) =
         command.student_facts(&record.student.school, &record.student.student_id).await?;
     let wages = Arc::clone(&command.state.wages);
+    let pathway = student.student.pathway;
     command
         .on_placement(
             id,
             &[Role::School],
-            PlacementCommand::DraftAgreement { terms, date_of_birth, wages },
+            PlacementCommand::DraftAgreement { terms, date_of_birth, pathway, wages },
             StatusCode::ACCEPTED,
         )
         .await
@@ -794,11 +820,13 @@ pub async fn start_placement(
     let today = today();
     let company_may_host =
         command.company_may_host(&record.company_id, record.qualification, today).await?;
+    let (_, date_of_birth) =
+        command.student_facts(&record.student.school, &record.student.student_id).await?;
     command
         .on_placement(
             id,
             &[Role::School],
-            PlacementCommand::Start { company_may_host, today },
+            PlacementCommand::Start { company_may_host, today, date_of_birth },
             StatusCode::ACCEPTED,
         )
         .await
@@ -931,9 +959,9 @@ pub async fn record_warm_handover(
     AppJson(body): AppJson<WarmHandoverRequest>,
 ) -> Result<Response, ApiError> {
     let id = placement_id(&raw_id)?;
-    if body.held_on > today() {
+    if body.held_on > today() || body.held_on < today() - chrono::Days::new(3 * 366) {
         return Err(ApiError::Validation(
-            vec![FieldError::new("held_on", "must not be in the future")],
+            vec![FieldError::new("held_on", "must not be in the future, nor years ago")],
             Some("G3"),
         ));
     }
@@ -1391,7 +1419,7 @@ const STATUSES: [&str; 9] = [
 #[utoipa::path(get, path = "/v1/placements/{placement_id}", operation_id = "getPlacement", tag = "placements",
     params(("placement_id" = String, Path, description = "The placement"), ReadQuery,
            ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy you hold")),
-    responses((status = 200, description = "The placement with its compliance; ETag is its version", body = PlacementView),
+    responses((status = 200, description = "The placement with its compliance; its ETag is a hash of the body", body = PlacementView),
               (status = 304, description = "Not modified"), ReadProblems),
     security(("bearer" = [])))]
 pub async fn get_placement(
@@ -1412,7 +1440,9 @@ pub async fn get_placement(
         ));
     }
     let view = view(&principal, entry, today());
-    Ok(tagged(view.version, view))
+    // No version tag: `open`, compliance and attention also change with the
+    // day and with other aggregates, so the tag is a hash of the body.
+    Ok(Json(view).into_response())
 }
 
 /// Placements, filtered, in pages (a school its students'; a company its own;

@@ -304,7 +304,8 @@ pub async fn import_students(
         // Store failures fail the whole request (and a retry with the same
         // Idempotency-Key or body imports the rest); refusals cannot occur for a sync.
         let before = command.state.bus.version_of::<Student>(&id).await?;
-        let committed = command.run::<Student>(&id, StudentCommand::Sync(enrolled)).await?;
+        // Each item stands alone: the request's If-Match does not apply to it.
+        let committed = command.run_beside::<Student>(&id, StudentCommand::Sync(enrolled)).await?;
         entry.outcome = match (before, committed.position) {
             (_, None) => ImportOutcome::Unchanged,
             (0, Some(_)) => ImportOutcome::Created,

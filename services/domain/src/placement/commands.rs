@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::events::*;
-use crate::values::{CompanyId, Crebo, Level, Note, Period, Reason};
+use crate::values::{CompanyId, Crebo, Level, Note, Pathway, Period, Reason};
 use crate::wage::WageTable;
 
 /// The student's enrolment, as the placement rules need it.
@@ -96,6 +96,9 @@ pub enum PlacementCommand {
         /// The student's date of birth (G1: a legal representative under 18;
         /// C3: the youth wage by age). It is not recorded on the placement.
         date_of_birth: NaiveDate,
+        /// The student's pathway now (C3 and the employment contract of G1
+        /// follow it, also when it changed since the proposal).
+        pathway: Pathway,
         /// The statutory minimum wage table (C3).
         wages: Arc<WageTable>,
     },
@@ -112,6 +115,9 @@ pub enum PlacementCommand {
         company_may_host: bool,
         /// Today.
         today: NaiveDate,
+        /// G1: a student under 18 on the day it starts needs a legal
+        /// representative's signature.
+        date_of_birth: NaiveDate,
     },
     /// School or company records a contact moment.
     RecordContactMoment {

@@ -108,6 +108,9 @@ pub enum PlacementError {
     /// G2: a contact moment must not lie in the future.
     #[error("held_on must not be in the future")]
     HeldInFuture,
+    /// G2: a contact moment belongs to the placement's time.
+    #[error("held_on must not be before the placement started")]
+    HeldBeforeStart,
     /// G2: the recorder takes part.
     #[error("the party recording a contact moment must be one of its participants")]
     RecorderNotParticipant,
@@ -142,6 +145,7 @@ impl PlacementError {
                 Some("G1")
             }
             Self::HeldInFuture
+            | Self::HeldBeforeStart
             | Self::RecorderNotParticipant
             | Self::UnknownContactMoment(_)
             | Self::CannotConfirm
@@ -229,7 +233,7 @@ impl Placement {
                 _ if status.is_pending() => PlacementEvent::MatchWithdrawn(withdrawn),
                 _ => return refuse("withdrawing the match", None),
             },
-            C::DraftAgreement { terms, date_of_birth, wages } => match status {
+            C::DraftAgreement { terms, date_of_birth, pathway, wages } => match status {
                 S::Accepted | S::Agreed if record.risk.is_some() => {
                     return Err(PlacementError::CompanyMayNotHost);
                 }
@@ -237,9 +241,9 @@ impl Placement {
                     let version =
                         record.agreement.as_ref().map_or(0, |a| a.drafted.agreement_version) + 1;
                     PlacementEvent::AgreementDrafted(draft(
-                        record,
                         terms,
                         date_of_birth,
+                        pathway,
                         &wages,
                         version,
                     )?)
@@ -263,11 +267,23 @@ impl Placement {
                     signed_on: today,
                 })
             }
-            C::Start { company_may_host, today } => {
+            C::Start { company_may_host, today, date_of_birth } => {
                 if status != S::Agreed {
                     return refuse("starting the placement", Some("G1"));
                 }
-                let missing = record.missing_signatures();
+                let mut missing = record.missing_signatures();
+                // G1 by the age on the day it really starts, which may come
+                // before the agreement's first day.
+                let signed_by_representative = record
+                    .agreement
+                    .as_ref()
+                    .is_some_and(|a| a.signed.contains(&Signatory::LegalRepresentative));
+                if age_on(date_of_birth, today) < AGE_OF_MAJORITY
+                    && !signed_by_representative
+                    && !missing.contains(&Signatory::LegalRepresentative)
+                {
+                    missing.push(Signatory::LegalRepresentative);
+                }
                 if !missing.is_empty() {
                     let names: Vec<_> = missing.into_iter().map(signatory_name).collect();
                     return Err(PlacementError::SignaturesMissing(names.join(", ")));
@@ -283,6 +299,9 @@ impl Placement {
                 }
                 if held.held_on > today {
                     return Err(PlacementError::HeldInFuture);
+                }
+                if record.started_on.is_some_and(|started| held.held_on < started) {
+                    return Err(PlacementError::HeldBeforeStart);
                 }
                 if !held.participants.contains(&held.recorded_by) {
                     return Err(PlacementError::RecorderNotParticipant);
@@ -372,8 +391,12 @@ impl Placement {
                         })
                     }
                     (S::Active, _) | (_, _) if status.is_pending() || status == S::Active => {
-                        // A suspension does not deepen a revocation already noticed.
-                        if record.risk == Some(RecognitionChange::Revoked) {
+                        // A suspension does not deepen a revocation already noticed,
+                        // and a change already noticed (by another path to the
+                        // same decision) is not noticed twice.
+                        if record.risk == Some(RecognitionChange::Revoked)
+                            || record.risk == Some(change)
+                        {
                             return Ok(Vec::new());
                         }
                         PlacementEvent::RecognitionSuspensionNoticed(RecognitionSuspensionNoticed {
@@ -471,9 +494,9 @@ impl Placement {
 
 /// Checks C1 and C3 and works out who signs (G1).
 fn draft(
-    record: &PlacementRecord,
     terms: AgreementTerms,
     date_of_birth: chrono::NaiveDate,
+    pathway: Pathway,
     wages: &crate::wage::WageTable,
     agreement_version: u32,
 ) -> Result<AgreementDrafted, PlacementError> {
@@ -486,7 +509,6 @@ fn draft(
     }
     let start = terms.period.start;
     let age = age_on(date_of_birth, start);
-    let pathway = record.student.pathway;
     let minimum_hourly_wage = if pathway == Pathway::Bbl {
         let minimum =
             wages.minimum_hourly(age, pathway, start).ok_or(PlacementError::NoWageTable(start))?;

@@ -411,7 +411,11 @@ impl PlacementRecord {
             ContactKind::End => Some(terms.period.end),
             ContactKind::Extra => None,
         };
-        planned.or(default).map(|day| day + chrono::Duration::days(CONTACT_GRACE_DAYS))
+        // Dates are bounded at the edge; at the end of the calendar the grace
+        // days are simply not added.
+        planned.or(default).map(|day| {
+            day.checked_add_signed(chrono::Duration::days(CONTACT_GRACE_DAYS)).unwrap_or(day)
+        })
     }
 
     /// The first day a missing contact moment is overdue, for an active

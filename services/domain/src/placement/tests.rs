@@ -100,6 +100,8 @@ fn draft_command(born: (i32, u32, u32), expense: i64, wage: Option<i64>) -> Plac
     PlacementCommand::DraftAgreement {
         terms: terms(expense, wage),
         date_of_birth: day(born.0, born.1, born.2),
+        // A wage is given exactly for the BBL tests.
+        pathway: if wage.is_some() { Pathway::Bbl } else { Pathway::Bol },
         wages: Arc::new(WageTable::embedded()),
     }
 }
@@ -151,7 +153,11 @@ fn held(n: u128, kind: ContactKind, mode: ContactMode) -> PlacementEvent {
 }
 
 fn start(company_may_host: bool) -> PlacementCommand {
-    PlacementCommand::Start { company_may_host, today: day(2027, 2, 1) }
+    PlacementCommand::Start {
+        company_may_host,
+        today: day(2027, 2, 1),
+        date_of_birth: day(ADULT_ENOUGH.0, ADULT_ENOUGH.1, ADULT_ENOUGH.2),
+    }
 }
 
 fn transition_refused(
@@ -310,9 +316,13 @@ fn c3_a_bbl_wage_below_the_youth_minimum_is_refused() {
             minimum: Cents(905),
             age: 20,
         });
+    let mut without_wage = draft_command(ADULT_ENOUGH, 8_100, None);
+    if let PlacementCommand::DraftAgreement { pathway, .. } = &mut without_wage {
+        *pathway = Pathway::Bbl;
+    }
     PlacementTest::with(())
         .given(vec![proposed(Pathway::Bbl), accepted()])
-        .when(draft_command(ADULT_ENOUGH, 8_100, None))
+        .when(without_wage)
         .then_expect_error(PlacementError::WageMissing(Cents(905)));
 }
 
@@ -334,6 +344,34 @@ fn g1_placement_cannot_start_without_all_signatures() {
         .given(events)
         .when(start(true))
         .then_expect_error(PlacementError::SignaturesMissing("school, company".into()));
+}
+
+#[test]
+fn g1_a_student_still_17_on_the_day_it_really_starts_needs_the_legal_representative() {
+    // Drafted for a start on 1 Feb 2027, when the student is 18; started a
+    // day before their birthday.
+    PlacementTest::with(())
+        .given(ready_to_start())
+        .when(PlacementCommand::Start {
+            company_may_host: true,
+            today: day(2027, 1, 14),
+            date_of_birth: day(2009, 1, 15),
+        })
+        .then_expect_error(PlacementError::SignaturesMissing("legal_representative".into()));
+}
+
+#[test]
+fn c3_g1_the_pathway_now_decides_not_the_one_at_the_proposal() {
+    // Proposed as BOL, since changed to BBL: the wage check and the
+    // employment contract apply.
+    let mut command = draft_command(ADULT_ENOUGH, 8_100, None);
+    if let PlacementCommand::DraftAgreement { pathway, .. } = &mut command {
+        *pathway = Pathway::Bbl;
+    }
+    PlacementTest::with(())
+        .given(vec![proposed(Pathway::Bol), accepted()])
+        .when(command)
+        .then_expect_error(PlacementError::WageMissing(Cents(905)));
 }
 
 #[test]
@@ -423,6 +461,16 @@ fn g2_a_contact_moment_is_not_in_the_future_and_its_recorder_took_part() {
         .given(started())
         .when(PlacementCommand::RecordContactMoment { held: absent, today: day(2027, 2, 1) })
         .then_expect_error(PlacementError::RecorderNotParticipant);
+}
+
+#[test]
+fn g2_a_contact_moment_is_not_before_the_start() {
+    let mut early = moment(0, ContactKind::Start, ContactMode::OnSite);
+    early.held_on = day(2027, 1, 31);
+    PlacementTest::with(())
+        .given(started())
+        .when(PlacementCommand::RecordContactMoment { held: early, today: day(2027, 2, 1) })
+        .then_expect_error(PlacementError::HeldBeforeStart);
 }
 
 #[test]
@@ -596,6 +644,12 @@ fn s1_a_suspension_puts_a_pending_placement_at_risk_once() {
     PlacementTest::with(())
         .given(vec![proposed(Pathway::Bol), noticed.clone()])
         .when(notice(RecognitionChange::Suspended, "company:c:4"))
+        .then_expect_events(vec![]);
+    // The same suspension reached by another path (a proposal decided just
+    // before it) is not noticed twice either.
+    PlacementTest::with(())
+        .given(vec![proposed(Pathway::Bol), noticed.clone()])
+        .when(notice(RecognitionChange::Suspended, "placement:p:1"))
         .then_expect_events(vec![]);
     PlacementTest::with(())
         .given(vec![proposed(Pathway::Bol), noticed])
