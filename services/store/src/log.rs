@@ -501,6 +501,17 @@ impl EventLog {
         rows.iter().map(|row| self.decode(row)).collect()
     }
 
+    /// Lifts a stored event to its current version.
+    pub(crate) fn upcast(&self, serialized: SerializedEvent) -> SerializedEvent {
+        self.upcasters.iter().fold(serialized, |event, upcaster| {
+            if upcaster.can_upcast(&event.event_type, &event.event_version) {
+                upcaster.upcast(event)
+            } else {
+                event
+            }
+        })
+    }
+
     fn decode(&self, row: &PgRow) -> Result<LoggedEvent, StoreError> {
         let sequence: i64 = row.try_get("sequence")?;
         let serialized = SerializedEvent::new(
@@ -512,13 +523,7 @@ impl EventLog {
             row.try_get("payload")?,
             row.try_get("metadata")?,
         );
-        let upcast = self.upcasters.iter().fold(serialized, |event, upcaster| {
-            if upcaster.can_upcast(&event.event_type, &event.event_version) {
-                upcaster.upcast(event)
-            } else {
-                event
-            }
-        });
+        let upcast = self.upcast(serialized);
         Ok(LoggedEvent {
             position: row.try_get("log_position")?,
             aggregate_type: upcast.aggregate_type,

@@ -115,6 +115,25 @@ async fn snapshots_apply_every_event_exactly_once() {
         .await
         .expect("execute");
     assert_eq!(more.version, 46);
+
+    // A snapshot of another shape (the state type changed) is passed over:
+    // the whole history is replayed.
+    for _ in 46..60 {
+        bus.execute::<Counter>("c", Increment { up_to: 100 }, None, Default::default())
+            .await
+            .expect("execute");
+    }
+    sqlx::query("UPDATE snapshots SET payload = '{\"tally\": 3}'")
+        .execute(log.pool())
+        .await
+        .expect("reshape");
+    let (counter, version) = bus.load::<Counter>("c").await.expect("load");
+    assert_eq!((counter.count, version), (60, 60));
+    let next = bus
+        .execute::<Counter>("c", Increment { up_to: 100 }, None, Default::default())
+        .await
+        .expect("execute");
+    assert_eq!(next.version, 61);
 }
 
 #[tokio::test]
