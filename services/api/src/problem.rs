@@ -328,6 +328,15 @@ impl From<PlacementError> for ApiError {
     }
 }
 
+impl From<Denial> for ApiError {
+    fn from(denial: Denial) -> Self {
+        match denial {
+            Denial::NotFound(detail) => Self::NotFound(detail),
+            Denial::Forbidden(detail) => Self::Forbidden(detail),
+        }
+    }
+}
+
 impl<E> From<CommandError<E>> for ApiError
 where
     E: std::error::Error,
@@ -341,8 +350,7 @@ where
                 current,
             ),
             CommandError::Conflict => Self::Conflict,
-            CommandError::Denied(Denial::NotFound(detail)) => Self::NotFound(detail),
-            CommandError::Denied(Denial::Forbidden(detail)) => Self::Forbidden(detail),
+            CommandError::Denied(denial) => denial.into(),
             CommandError::Store(store) => store.into(),
         }
     }

@@ -23,6 +23,16 @@ pub(crate) struct Touched {
     pub at: DateTime<Utc>,
 }
 
+/// The aggregate id of an event as a uuid (offers and placements have uuid ids).
+pub(crate) fn uuid_id(event: &LoggedEvent) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::parse_str(&event.aggregate_id).map_err(|error| {
+        StoreError::Corrupt(serde::de::Error::custom(format!(
+            "{} id {:?} is not a uuid: {error}",
+            event.aggregate_type, event.aggregate_id
+        )))
+    })
+}
+
 /// The stored records, decoded, by key.
 pub(crate) fn decode<K: Eq + Hash, R: DeserializeOwned>(
     stored: Vec<(K, serde_json::Value)>,

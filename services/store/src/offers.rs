@@ -11,7 +11,7 @@ use stagepact_domain::offer::{Offer, OfferEvent, OfferRecord};
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::fold::{Touched, decode, fold};
+use crate::fold::{Touched, decode, fold, uuid_id};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -35,7 +35,7 @@ impl crate::Projection for OfferBoard {
         if events.is_empty() {
             return Ok(());
         }
-        let ids = events.iter().map(offer_id).collect::<Result<Vec<_>, _>>()?;
+        let ids = events.iter().map(uuid_id).collect::<Result<Vec<_>, _>>()?;
         let stored: Vec<(Uuid, serde_json::Value)> =
             sqlx::query_as("SELECT offer_id, record FROM offers WHERE offer_id = ANY($1)")
                 .bind(&ids)
@@ -62,16 +62,6 @@ impl crate::Projection for OfferBoard {
         sqlx::query("TRUNCATE offers").execute(tx).await?;
         Ok(())
     }
-}
-
-/// The offer an event belongs to: offer ids are uuids.
-fn offer_id(event: &LoggedEvent) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(&event.aggregate_id).map_err(|error| {
-        StoreError::Corrupt(serde::de::Error::custom(format!(
-            "offer id {:?} is not a uuid: {error}",
-            event.aggregate_id
-        )))
-    })
 }
 
 /// Writes every offer the batch touched: one statement.

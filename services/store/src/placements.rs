@@ -11,7 +11,7 @@ use stagepact_domain::placement::{Placement, PlacementRecord};
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::fold::{Touched, decode, fold};
+use crate::fold::{Touched, decode, fold, uuid_id};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -35,7 +35,7 @@ impl crate::Projection for PlacementBoard {
         if events.is_empty() {
             return Ok(());
         }
-        let ids = events.iter().map(placement_id).collect::<Result<Vec<_>, _>>()?;
+        let ids = events.iter().map(uuid_id).collect::<Result<Vec<_>, _>>()?;
         let stored: Vec<(Uuid, serde_json::Value)> = sqlx::query_as(
             "SELECT placement_id, record FROM placements WHERE placement_id = ANY($1)",
         )
@@ -53,16 +53,6 @@ impl crate::Projection for PlacementBoard {
         sqlx::query("TRUNCATE placements").execute(tx).await?;
         Ok(())
     }
-}
-
-/// The placement an event belongs to: placement ids are uuids.
-fn placement_id(event: &LoggedEvent) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(&event.aggregate_id).map_err(|error| {
-        StoreError::Corrupt(serde::de::Error::custom(format!(
-            "placement id {:?} is not a uuid: {error}",
-            event.aggregate_id
-        )))
-    })
 }
 
 /// Writes every placement the batch touched: one statement.

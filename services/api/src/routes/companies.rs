@@ -18,7 +18,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page_limit, tagged,
+    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page, page_limit,
+    tagged,
 };
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, Fields};
@@ -492,11 +493,9 @@ pub async fn list_companies(
         // A company sees only itself.
         company_id: if principal.role == Role::Company { principal.org.clone() } else { None },
     };
-    let mut entries =
+    let rows =
         company_registry::list(&state.pool, &filter, query.after.as_deref(), limit + 1).await?;
-    let more = entries.len() as i64 > limit;
-    entries.truncate(usize::try_from(limit).unwrap_or(0));
-    let next = if more { entries.last().map(|e| e.record.company_id.to_string()) } else { None };
+    let (entries, next) = page(rows, limit, |e| e.record.company_id.to_string());
     Ok(Json(CompanyPage {
         items: entries.into_iter().map(|e| view(&principal, e)).collect(),
         next,

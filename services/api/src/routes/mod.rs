@@ -160,6 +160,16 @@ pub fn tagged<T: Serialize>(version: i64, body: T) -> Response {
     response
 }
 
+/// Cuts a list read with `limit + 1` rows to one page: the rows, and the
+/// cursor of the next page when there is one.
+pub fn page<T, K>(mut rows: Vec<T>, limit: i64, cursor: impl Fn(&T) -> K) -> (Vec<T>, Option<K>) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(cursor) } else { None };
+    (rows, next)
+}
+
 /// Checks a page size: 1-500, default 100.
 pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     let limit = limit.unwrap_or(100);

@@ -21,7 +21,8 @@ use uuid::Uuid;
 
 use super::companies::{LocationBody, ReadQuery};
 use super::{
-    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page_limit, today,
+    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page, page_limit,
+    today,
 };
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, Fields};
@@ -443,9 +444,7 @@ pub async fn list_offers(
         company_id: if principal.role == Role::Company { principal.org.clone() } else { None },
         today: today(),
     };
-    let mut entries = offers::list(&state.pool, &filter, query.after, limit + 1).await?;
-    let more = entries.len() as i64 > limit;
-    entries.truncate(usize::try_from(limit).unwrap_or(0));
-    let next = if more { entries.last().map(|e| e.record.offer.offer_id) } else { None };
+    let rows = offers::list(&state.pool, &filter, query.after, limit + 1).await?;
+    let (entries, next) = page(rows, limit, |e| e.record.offer.offer_id);
     Ok(Json(OfferPage { items: entries.into_iter().map(view).collect(), next }))
 }

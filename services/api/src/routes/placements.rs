@@ -30,7 +30,8 @@ use uuid::Uuid;
 use super::companies::ReadQuery;
 use super::offers::{AllowanceBody, PeriodBody};
 use super::{
-    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page_limit, today,
+    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page, page_limit,
+    today,
 };
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, Fields};
@@ -291,8 +292,7 @@ impl CommandContext {
     /// The placement as its events make it now, if the caller is a party to it.
     async fn placement(&self, id: Uuid) -> Result<PlacementRecord, ApiError> {
         let (placement, _) = self.state.bus.load::<Placement>(&id.to_string()).await?;
-        party_check(&self.principal, &placement, id)
-            .map_err(stagepact_store::CommandError::<PlacementError>::Denied)?;
+        party_check(&self.principal, &placement, id)?;
         placement.record().cloned().ok_or_else(|| ApiError::NotFound(format!("no placement {id}")))
     }
 
@@ -1483,10 +1483,8 @@ pub async fn list_placements(
             filter.student_id = principal.student.clone();
         }
     }
-    let mut entries = placements::list(&state.pool, &filter, query.after, limit + 1).await?;
-    let more = entries.len() as i64 > limit;
-    entries.truncate(usize::try_from(limit).unwrap_or(0));
-    let next = if more { entries.last().map(|e| e.record.placement_id) } else { None };
+    let rows = placements::list(&state.pool, &filter, query.after, limit + 1).await?;
+    let (entries, next) = page(rows, limit, |e| e.record.placement_id);
     Ok(Json(PlacementPage {
         items: entries.into_iter().map(|e| view(&principal, e, today)).collect(),
         next,
