@@ -7,8 +7,15 @@ use crate::company::{
     CompanyRegistered, RecognitionGranted, RecognitionReinstated, RecognitionRevoked,
     RecognitionSuspended,
 };
+use crate::complaint::ComplaintReceived;
+use crate::investigation::{HearingRecorded, InvestigationConcluded, InvestigationOpened};
 use crate::offer::{OfferPublished, OfferSlotReleased, OfferSlotReserved, OfferWithdrawn};
 use crate::placement::*;
+use crate::report::{
+    ForwardingConsentSet, ReplacementPlacementOffered, ReportAcknowledged, ReportClosed,
+    ReportConversationRecorded, ReportEscalated, ReportFiled, SignalForwarded,
+};
+use crate::signal::SignalReceived;
 use crate::student::{LearningWishRecorded, StudentEnrolled, StudentEnrolmentUpdated};
 
 /// One event type at one version.
@@ -54,7 +61,15 @@ const PLACEMENT: [EventKind; 19] = v1!("placement":
     PlacementCompleted, PlacementInterrupted, GuidanceRated, RecognitionSuspensionNoticed,
     RecognitionReinstatementNoticed, AlternativePlacementOffered);
 
-const fn concat<const N: usize>(parts: [&[EventKind]; 4]) -> [EventKind; N] {
+const REPORT: [EventKind; 8] = v1!("report":
+    ReportFiled, ReportAcknowledged, ReportConversationRecorded, ReplacementPlacementOffered,
+    ForwardingConsentSet, SignalForwarded, ReportEscalated, ReportClosed);
+const SIGNAL: [EventKind; 1] = v1!("signal": SignalReceived);
+const COMPLAINT: [EventKind; 1] = v1!("complaint": ComplaintReceived);
+const INVESTIGATION: [EventKind; 3] =
+    v1!("investigation": InvestigationOpened, HearingRecorded, InvestigationConcluded);
+
+const fn concat<const N: usize>(parts: [&[EventKind]; 8]) -> [EventKind; N] {
     let mut out = [COMPANY[0]; N];
     let mut i = 0;
     let mut part = 0;
@@ -71,7 +86,16 @@ const fn concat<const N: usize>(parts: [&[EventKind]; 4]) -> [EventKind; N] {
 }
 
 /// All event kinds, current versions last for each type.
-pub static EVENT_CATALOG: &[EventKind] = &concat::<31>([&COMPANY, &STUDENT, &OFFER, &PLACEMENT]);
+pub static EVENT_CATALOG: &[EventKind] = &concat::<44>([
+    &COMPANY,
+    &STUDENT,
+    &OFFER,
+    &PLACEMENT,
+    &REPORT,
+    &SIGNAL,
+    &COMPLAINT,
+    &INVESTIGATION,
+]);
 
 impl EventKind {
     /// The CloudEvents `type`: `nl.stagepact.<aggregate>.<event_in_snake_case>`.

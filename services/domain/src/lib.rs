@@ -4,8 +4,13 @@
 
 pub mod catalog;
 pub mod company;
+pub mod complaint;
+pub mod investigation;
 pub mod offer;
 pub mod placement;
+pub mod protected;
+pub mod report;
+pub mod signal;
 pub mod student;
 pub mod values;
 pub mod wage;

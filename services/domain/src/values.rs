@@ -254,6 +254,12 @@ bounded_text!(
     2000
 );
 bounded_text!(
+    /// A student's own account in a report, or a school's summary for SBB's
+    /// complaint desk. A report's description is sealed before it is stored.
+    Description,
+    10000
+);
+bounded_text!(
     /// One learning goal (leerdoel) of a student or an agreement.
     LearningGoal,
     200
@@ -533,5 +539,56 @@ mod tests {
         assert!(Location::parse(52.1, 5.1).is_ok());
         assert!(Location::parse(91.0, 5.1).is_err());
         assert!(Location::parse(f64::NAN, 5.1).is_err());
+    }
+}
+
+/// A calendar quarter, `2026-Q4`: the finest time an anonymised signal to SBB
+/// carries (D4: nothing that leads back to the student, no date finer than a month).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Quarter {
+    year: i32,
+    quarter: u8,
+}
+
+string_schema!(Quarter, json_schema!({ "type": "string", "pattern": "^[0-9]{4}-Q[1-4]$" }));
+
+impl Quarter {
+    /// The quarter a day falls in.
+    pub fn of(day: chrono::NaiveDate) -> Self {
+        use chrono::Datelike;
+        // month0 is 0..=11, so the quotient is 0..=3 and fits a u8.
+        Self { year: day.year(), quarter: (day.month0() / 3) as u8 + 1 }
+    }
+
+    /// Parses `YYYY-Qn`.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let invalid = || InvalidValue("must look like 2026-Q4".into());
+        let (year, quarter) = raw.split_once("-Q").ok_or_else(invalid)?;
+        let year: i32 = year.parse().map_err(|_| invalid())?;
+        let quarter: u8 = quarter.parse().map_err(|_| invalid())?;
+        if year.to_string().len() != 4 || !(1..=4).contains(&quarter) {
+            return Err(invalid());
+        }
+        Ok(Self { year, quarter })
+    }
+}
+
+impl fmt::Display for Quarter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-Q{}", self.year, self.quarter)
+    }
+}
+
+impl TryFrom<String> for Quarter {
+    type Error = InvalidValue;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<Quarter> for String {
+    fn from(value: Quarter) -> Self {
+        value.to_string()
     }
 }
