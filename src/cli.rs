@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use stagepact_api::auth::{Authenticator, Role};
 use stagepact_api::{ApiConfig, App, JwtConfig, JwtKey};
 use stagepact_domain::wage::WageTable;
-use stagepact_store::{DbSettings, EventLog, Projections};
+use stagepact_store::{DbSettings, EventLog, MasterKey, Projections};
 
 use crate::database::Database;
 
@@ -160,6 +160,14 @@ pub struct Settings {
     /// instead of the one built in (rule C3).
     #[arg(long, env = "STAGEPACT_WAGE_TABLE", global = true)]
     wage_table: Option<PathBuf>,
+    /// The master key (base64 of 32 bytes) that wraps each data subject's key
+    /// (DESIGN §6); without it a random development key is kept in the data
+    /// directory. Losing it makes every sealed report unreadable.
+    #[arg(long, env = "STAGEPACT_MASTER_KEY", global = true, hide_env_values = true)]
+    master_key: Option<String>,
+    /// Working days a school has to acknowledge a report before it shows as overdue (D4).
+    #[arg(long, env = "STAGEPACT_REPORT_ACK_WORKING_DAYS", default_value_t = 5, global = true)]
+    report_ack_working_days: u32,
     /// Log format.
     #[arg(long, env = "STAGEPACT_LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -199,20 +207,31 @@ impl Settings {
         {
             return Ok(secret);
         }
-        std::fs::create_dir_all(&self.data_dir)?;
         let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-        }
+        write_secret(&self.data_dir, &path, secret.as_bytes())?;
         tracing::warn!(path = %path.display(), "no STAGEPACT_JWT_SECRET: using a development secret");
         Ok(secret.into_bytes())
     }
 
+    fn master_key(&self) -> anyhow::Result<MasterKey> {
+        if let Some(encoded) = &self.master_key {
+            return MasterKey::from_base64(encoded).context("STAGEPACT_MASTER_KEY");
+        }
+        let path = self.data_dir.join("dev-master-key");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return MasterKey::from_base64(&text)
+                .with_context(|| format!("the development master key {}", path.display()));
+        }
+        let key = MasterKey::generate();
+        write_secret(&self.data_dir, &path, key.to_base64().as_bytes())?;
+        tracing::warn!(path = %path.display(), "no STAGEPACT_MASTER_KEY: using a development master key");
+        Ok(key)
+    }
+
     fn api(&self) -> anyhow::Result<ApiConfig> {
         let mut config = ApiConfig::new(self.jwt()?);
+        config.master_key = std::sync::Arc::new(self.master_key()?);
+        config.report_ack_working_days = self.report_ack_working_days;
         config.body_limit = self.body_limit;
         config.min_position_wait = Duration::from_millis(self.min_position_wait_ms);
         if let Some(path) = &self.wage_table {
@@ -227,6 +246,22 @@ impl Settings {
     fn db(&self) -> DbSettings {
         DbSettings { max_connections: self.db_max_connections, ..DbSettings::default() }
     }
+}
+
+/// Writes a development secret readable by its owner only.
+fn write_secret(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    secret: &[u8],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(path, secret).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).

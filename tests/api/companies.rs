@@ -41,8 +41,16 @@ async fn d5_suspend_reinstate_and_revoke_change_the_registry() {
     let app = spawn_app().await;
     let sbb = app.sbb();
     app.recognised_company("lb-1").await;
+    // A suspension during an investigation names it (D5).
+    let opened = app.post("/v1/investigations", &sbb, json!({"company_id": "lb-1"})).await;
+    assert_eq!(opened.status(), StatusCode::CREATED);
+    let investigation = opened.json::<Value>().await.expect("json")["investigation_id"].clone();
     let suspended = app
-        .post("/v1/companies/lb-1/suspend", &sbb, json!({"reason": "investigation", "investigation_id": "7f0c1c53-4a36-4a8e-9c52-0e0f1f4a5b61"}))
+        .post(
+            "/v1/companies/lb-1/suspend",
+            &sbb,
+            json!({"reason": "investigation", "investigation_id": investigation}),
+        )
         .await;
     assert_eq!(suspended.status(), StatusCode::ACCEPTED);
     let position = position_of(suspended).await;

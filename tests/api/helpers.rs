@@ -35,6 +35,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(jwt: JwtConfig) -> TestApp {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
     let url = stagepact_store::testing::fresh_database_url().await;
     let pool = stagepact_store::connect(
         &url,

@@ -12,4 +12,5 @@ mod helpers;
 mod placements;
 mod projections;
 mod reactions;
+mod reports;
 mod students_offers;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use stagepact_domain::wage::WageTable;
+use stagepact_store::MasterKey;
 
 /// How tokens are verified (and, for HS256, minted).
 #[derive(Clone)]
@@ -50,6 +51,10 @@ pub struct ApiConfig {
     pub min_position_wait: Duration,
     /// The statutory minimum wage table C3 checks BBL wages against.
     pub wages: WageTable,
+    /// The key that wraps every data subject's key (DESIGN §6).
+    pub master_key: std::sync::Arc<MasterKey>,
+    /// Working days a school has to acknowledge a report before it is overdue (D4).
+    pub report_ack_working_days: u32,
 }
 
 /// The path of the one bulk operation, which takes larger bodies.
@@ -70,6 +75,12 @@ impl ApiConfig {
             bulk_body_limit: 2 * 1024 * 1024,
             min_position_wait: Duration::from_secs(5),
             wages: WageTable::embedded(),
+            // A fresh key per configuration: the binary sets the configured or
+            // the development key; a test server gets its own.
+            master_key: std::sync::Arc::new(MasterKey::generate()),
+            // One school week: soon enough that a student is not left waiting,
+            // long enough for a part-time reporting-point officer.
+            report_ack_working_days: 5,
         }
     }
 }

@@ -8,7 +8,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{companies, events, health, me, offers, placements, students};
+use crate::routes::{companies, events, health, me, offers, placements, reports, sbb, students};
 
 /// The parts of the document not derived from a route.
 #[derive(OpenApi)]
@@ -28,6 +28,8 @@ use crate::routes::{companies, events, health, me, offers, placements, students}
         (name = "students", description = "Students, enrolled by their school, and their learning wish"),
         (name = "offers", description = "Placement offers of recognised companies"),
         (name = "placements", description = "The placement lifecycle: match, agreement, start, guidance, end"),
+        (name = "reports", description = "The schools' reporting points: reports of internship discrimination and misuse, their follow-up, and erasure of a student's sensitive data"),
+        (name = "sbb", description = "SBB: anonymised signals, complaints and investigations"),
         (name = "me", description = "A student's own overview and timeline"),
         (name = "events", description = "The CloudEvents feed of the global event log"),
         (name = "health", description = "Liveness and readiness")
@@ -83,6 +85,22 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .routes(routes!(placements::complete_placement))
         .routes(routes!(placements::interrupt_placement))
         .routes(routes!(placements::rate_guidance))
+        .routes(routes!(reports::file_report, reports::list_reports))
+        .routes(routes!(reports::get_report))
+        .routes(routes!(reports::acknowledge_report))
+        .routes(routes!(reports::record_conversation))
+        .routes(routes!(reports::offer_replacement))
+        .routes(routes!(reports::set_forwarding_consent))
+        .routes(routes!(reports::forward_signal))
+        .routes(routes!(reports::escalate_to_sbb))
+        .routes(routes!(reports::close_report))
+        .routes(routes!(reports::erase_student_data))
+        .routes(routes!(sbb::list_signals))
+        .routes(routes!(sbb::list_complaints))
+        .routes(routes!(sbb::open_investigation))
+        .routes(routes!(sbb::get_investigation))
+        .routes(routes!(sbb::record_hearing))
+        .routes(routes!(sbb::conclude_investigation))
         .routes(routes!(me::get_my_overview))
         .routes(routes!(me::get_my_timeline))
         .routes(routes!(events::list_events))

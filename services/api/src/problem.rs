@@ -4,8 +4,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use stagepact_domain::company::CompanyError;
+use stagepact_domain::complaint::ComplaintError;
+use stagepact_domain::investigation::InvestigationError;
 use stagepact_domain::offer::OfferError;
 use stagepact_domain::placement::PlacementError;
+use stagepact_domain::report::ReportError;
+use stagepact_domain::signal::SignalError;
 use stagepact_domain::student::StudentError;
 use stagepact_store::{CommandError, Denial, StoreError};
 use utoipa::ToSchema;
@@ -325,6 +329,58 @@ impl From<PlacementError> for ApiError {
             E::RecorderNotParticipant => Self::invalid("participants", &error, rule),
             E::ScoreOutOfRange => Self::invalid("school_score", &error, rule),
         }
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(error: ReportError) -> Self {
+        use ReportError as E;
+        let rule = error.rule();
+        match error {
+            E::NotFound => Self::NotFound(error.to_string()),
+            E::AlreadyFiled => Self::refused("already-exists", &error, rule),
+            E::GroundsRequired => Self::invalid("grounds", &error, rule),
+            E::PlacementAtOtherCompany => Self::invalid("placement_id", &error, rule),
+            E::ConversationNotSafe => Self::invalid("safe_for_student", &error, rule),
+            E::HeldInFuture => Self::invalid("held_on", &error, rule),
+            E::ReplacementOfOtherStudent
+            | E::ReplacementAtReportedCompany
+            | E::ReplacementMustReplace(_)
+            | E::ReplacementEnded => Self::invalid("placement_id", &error, rule),
+            E::Closed(_) => Self::refused("report-closed", &error, rule),
+            E::ConsentMissing => Self::refused("consent-missing", &error, rule),
+            E::AlreadyForwarded => Self::refused("already-forwarded", &error, rule),
+            E::ContentErased => Self::refused("content-erased", &error, rule),
+            E::AlreadyEscalated => Self::refused("already-escalated", &error, rule),
+            E::NoFollowUp => Self::refused("no-follow-up", &error, rule),
+        }
+    }
+}
+
+impl From<InvestigationError> for ApiError {
+    fn from(error: InvestigationError) -> Self {
+        use InvestigationError as E;
+        let rule = error.rule();
+        match error {
+            E::NotFound => Self::NotFound(error.to_string()),
+            E::AlreadyOpened => Self::refused("already-exists", &error, rule),
+            E::EvidenceOfOtherCompany => Self::invalid("signal_ids", &error, rule),
+            E::AlreadyConcluded => Self::refused("already-concluded", &error, rule),
+            E::NotHeard(_) => Self::refused("not-heard", &error, rule),
+            E::HeldInFuture => Self::invalid("held_on", &error, rule),
+        }
+    }
+}
+
+impl From<SignalError> for ApiError {
+    fn from(error: SignalError) -> Self {
+        Self::refused("already-exists", &error, None)
+    }
+}
+
+impl From<ComplaintError> for ApiError {
+    fn from(error: ComplaintError) -> Self {
+        Self::refused("already-exists", &error, None)
     }
 }
 

@@ -8,12 +8,13 @@ use axum::http::{HeaderValue, Request, header};
 use axum::response::{IntoResponse, Response};
 use sqlx::PgPool;
 use stagepact_domain::wage::WageTable;
+use stagepact_store::cases::CaseFiles;
 use stagepact_store::company_registry::CompanyRegistry;
 use stagepact_store::offers::OfferBoard;
 use stagepact_store::placements::PlacementBoard;
 use stagepact_store::reactions::{Dispatcher, PlacementReactions};
 use stagepact_store::students::StudentDirectory;
-use stagepact_store::{CommandBus, EventLog, Projection, Projections, StoreError};
+use stagepact_store::{CommandBus, EventLog, Projection, Projections, StoreError, Vault};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The statutory minimum wage table (C3).
     pub wages: Arc<WageTable>,
+    /// The data subjects' keys (DESIGN §6).
+    pub vault: Vault,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(OfferBoard),
         Arc::new(PlacementBoard),
         Arc::new(PlacementReactions),
+        Arc::new(CaseFiles),
     ]
 }
 
@@ -117,7 +121,9 @@ impl App {
         workers.push(tokio::spawn(purge_idempotency_keys(log.background().clone())));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let wages = Arc::new(config.wages.clone());
+        let vault = Vault::new(pool.clone(), Arc::clone(&config.master_key));
         let state = AppState {
+            vault,
             wages,
             bus,
             pool,

@@ -1,7 +1,8 @@
 //! Stagepact's PostgreSQL side: the cqrs-es event store (postgres-es), the global
-//! event log and its sequencer, checkpointed projectors, the read models, and the
-//! idempotency records of the API.
+//! event log and its sequencer, checkpointed projectors, the read models, the
+//! idempotency records of the API, and the vault of data subjects' keys.
 
+pub mod cases;
 pub mod commands;
 pub mod company_registry;
 mod db;
@@ -15,11 +16,13 @@ pub mod reactions;
 pub mod students;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vault;
 
 pub use commands::{CommandBus, CommandError, Committed, Denial};
 pub use db::{DbSettings, connect, migrate};
 pub use log::{Audience, EventLog, FeedFilter, LoggedEvent};
 pub use projector::{Projection, Projections};
+pub use vault::{MasterKey, Opener, Vault, VaultError};
 
 /// What went wrong talking to PostgreSQL, in the store's words.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,11 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored data key does not unwrap: the service runs with another master
+    /// key than the one the vault's keys were made under (a configuration error,
+    /// not an erased subject).
+    #[error("a data key does not unwrap under the configured master key")]
+    MasterKeyMismatch,
 }
 
 impl From<sqlx::Error> for StoreError {

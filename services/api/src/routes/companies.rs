@@ -245,7 +245,7 @@ fn reason(fields: &mut Fields, raw: &str) -> Option<Reason> {
 }
 
 /// A recognition command's context: an SBB caller (else 403).
-pub struct SbbCommand(CommandContext);
+pub struct SbbCommand(pub(crate) CommandContext);
 
 impl FromRequestParts<AppState> for SbbCommand {
     type Rejection = ApiError;
@@ -354,6 +354,9 @@ pub async fn suspend_recognition(
             reason,
             investigation_id: body.investigation_id,
         }))?;
+    if let Some(investigation_id) = body.investigation_id {
+        super::sbb::check_open_investigation(&command.0, investigation_id, &id).await?;
+    }
     command.run(&id, CompanyCommand::SuspendRecognition(suspension), StatusCode::ACCEPTED).await
 }
 

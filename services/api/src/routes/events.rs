@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use stagepact_domain::catalog;
@@ -129,7 +129,12 @@ fn parse(raw: Option<&str>) -> Result<Params, ApiError> {
 fn visibility(principal: &Principal) -> Result<FeedFilter, ApiError> {
     let org = principal.org.clone().unwrap_or_default();
     let audience = match principal.role {
-        Role::Sbb => Audience { whole_types: vec!["company".to_owned()], party: None },
+        Role::Sbb => Audience {
+            whole_types: ["company", "signal", "complaint", "investigation"]
+                .map(str::to_owned)
+                .to_vec(),
+            party: None,
+        },
         Role::School => Audience {
             whole_types: vec!["company".to_owned(), "offer".to_owned()],
             party: Some(("school".to_owned(), org)),
@@ -164,6 +169,14 @@ pub(crate) fn cloud_event(principal: &Principal, event: LoggedEvent) -> CloudEve
             object.remove(field);
         }
     }
+    // A company knows its intern in person, never by the school's number
+    // (DESIGN §6): placement events reach it without the student's id.
+    if event.aggregate_type == "placement"
+        && principal.role == Role::Company
+        && let Some(student) = data.get_mut("student").and_then(Value::as_object_mut)
+    {
+        student.remove("student_id");
+    }
     let schema_file =
         format!("{}.v{}.json", kind.rsplit('.').next().unwrap_or_default(), event.event_version);
     CloudEvent {
@@ -171,13 +184,44 @@ pub(crate) fn cloud_event(principal: &Principal, event: LoggedEvent) -> CloudEve
         id: format!("{}:{}:{}", event.aggregate_type, event.aggregate_id, event.sequence),
         source: format!("/v1/{}/{}", collection(&event.aggregate_type), event.aggregate_id),
         subject: event.aggregate_id,
-        time: event.recorded_at,
+        time: if event.aggregate_type == "signal" {
+            month_of(event.recorded_at)
+        } else {
+            event.recorded_at
+        },
         datacontenttype: "application/json",
         dataschema: format!("/schemas/{}/{schema_file}", event.aggregate_type),
         position: event.position,
         kind,
         data,
     }
+}
+
+/// Logged events as CloudEvents for `principal`, with sealed content opened:
+/// the feed shows a report's description to the parties who see the report,
+/// and `{"erased": true}` once the student's data is erased.
+pub(crate) async fn cloud_events(
+    state: &AppState,
+    principal: &Principal,
+    events: Vec<LoggedEvent>,
+) -> Result<Vec<CloudEvent>, ApiError> {
+    let mut events: Vec<CloudEvent> =
+        events.into_iter().map(|e| cloud_event(principal, e)).collect();
+    let mut data: Vec<Value> = events.iter_mut().map(|e| e.data.take()).collect();
+    state.vault.reveal_all(&mut data).await?;
+    for (event, data) in events.iter_mut().zip(data) {
+        event.data = data;
+    }
+    Ok(events)
+}
+
+/// D4: a signal carries no date finer than a month, so its CloudEvent `time`
+/// is the first instant of the month it was recorded in.
+fn month_of(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.date_naive()
+        .with_day(1)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map_or(time, |start| start.and_utc())
 }
 
 fn collection(aggregate_type: &str) -> String {
@@ -228,8 +272,5 @@ pub async fn list_events(
         Some(last) if full => last.position,
         _ => upto.max(params.after),
     };
-    Ok(Json(EventPage {
-        events: events.into_iter().map(|e| cloud_event(&principal, e)).collect(),
-        next,
-    }))
+    Ok(Json(EventPage { events: cloud_events(&state, &principal, events).await?, next }))
 }

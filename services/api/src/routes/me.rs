@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use stagepact_store::placements::{self, PlacementFilter};
 use utoipa::{IntoParams, ToSchema};
 
-use super::events::{CloudEvent, cloud_event};
+use super::events::{CloudEvent, cloud_events};
 use super::placements::{PlacementView, view};
 use super::{ReadProblems, today};
 use crate::auth::{Principal, Role};
@@ -138,8 +138,5 @@ pub async fn get_my_timeline(
     let key = format!("{school}:{student_id}");
     let events = state.log.timeline(&key, after, limit).await?;
     let next = if events.len() as i64 == limit { events.last().map(|e| e.position) } else { None };
-    Ok(Json(Timeline {
-        events: events.into_iter().map(|e| cloud_event(&principal, e)).collect(),
-        next,
-    }))
+    Ok(Json(Timeline { events: cloud_events(&state, &principal, events).await?, next }))
 }

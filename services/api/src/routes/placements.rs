@@ -1167,8 +1167,10 @@ pub struct PlacementView {
     pub status: String,
     /// The school.
     pub school: String,
-    /// The school's number for the student.
-    pub student_id: String,
+    /// The school's number for the student. Absent for the company: a company
+    /// knows its intern in person, never by the school's number (DESIGN §6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub student_id: Option<String>,
     /// The student's level.
     pub level: u8,
     /// The student's pathway.
@@ -1299,7 +1301,8 @@ pub fn view(principal: &Principal, entry: PlacementEntry, today: NaiveDate) -> P
         placement_id: record.placement_id,
         status: record.status.as_str().to_owned(),
         school: record.student.school.to_string(),
-        student_id: record.student.student_id.to_string(),
+        student_id: (principal.role != Role::Company)
+            .then(|| record.student.student_id.to_string()),
         level: record.student.level.get(),
         pathway: record.student.pathway.as_str().to_owned(),
         company_id: record.company_id.to_string(),
@@ -1477,7 +1480,14 @@ pub async fn list_placements(
     };
     match principal.role {
         Role::School => filter.school = Some(org),
-        Role::Company => filter.company_id = Some(org),
+        Role::Company => {
+            if filter.student_id.is_some() {
+                return Err(ApiError::Forbidden(
+                    "a company does not look placements up by a student's number".into(),
+                ));
+            }
+            filter.company_id = Some(org);
+        }
         _ => {
             filter.school = Some(org);
             filter.student_id = principal.student.clone();

@@ -24,7 +24,7 @@ use uuid::Uuid;
 pub use events::*;
 
 use crate::Visibility;
-use crate::protected::{Cipher, Sealed};
+use crate::protected::{Cipher, Protected, Sealed};
 use crate::student::student_key;
 use crate::values::{CompanyId, Description, SchoolId, StudentNumber};
 
@@ -103,8 +103,9 @@ pub enum ReportCommand {
     ForwardSignal {
         /// The new signal's id.
         signal_id: Uuid,
-        /// The student's cipher: the grounds must still be readable.
-        cipher: Cipher,
+        /// The report's grounds as the caller opened them: erased grounds
+        /// cannot be forwarded.
+        grounds: Protected<Vec<Ground>>,
     },
     /// The school escalates to SBB's complaint desk (D5).
     Escalate {
@@ -280,6 +281,21 @@ impl ReportRecord {
     }
 }
 
+/// The last filing day whose report is overdue on `today` when unacknowledged:
+/// reports filed on or before it have passed their `working_days`.
+pub fn overdue_if_filed_by(today: NaiveDate, working_days: u32) -> NaiveDate {
+    // `add_working_days` never decreases with its start, so walk back from
+    // today to the first day whose deadline lies before today.
+    let mut day = today;
+    while add_working_days(day, working_days) >= today {
+        match day.pred_opt() {
+            Some(previous) => day = previous,
+            None => return day,
+        }
+    }
+    day
+}
+
 /// `day` plus `n` working days (Monday to Friday).
 pub fn add_working_days(day: NaiveDate, n: u32) -> NaiveDate {
     let mut current = day;
@@ -356,14 +372,14 @@ impl Report {
                 }
                 ReportEvent::ForwardingConsentSet(ForwardingConsentSet { consent })
             }
-            C::ForwardSignal { signal_id, cipher } => {
+            C::ForwardSignal { signal_id, grounds } => {
                 if record.signal_id.is_some() {
                     return Err(ReportError::AlreadyForwarded);
                 }
                 if !record.consent_to_forward {
                     return Err(ReportError::ConsentMissing);
                 }
-                if cipher.open::<Vec<Ground>>(&record.filed.grounds).readable().is_none() {
+                if grounds.readable().is_none() {
                     return Err(ReportError::ContentErased);
                 }
                 ReportEvent::SignalForwarded(SignalForwarded { signal_id })

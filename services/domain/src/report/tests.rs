@@ -5,8 +5,8 @@ use cqrs_es::test::TestFramework;
 use uuid::Uuid;
 
 use super::*;
+use crate::protected::Protected;
 use crate::protected::testing::cipher;
-use crate::protected::{Protected, SubjectCipher};
 use crate::values::{CompanyId, Description, SchoolId, StudentNumber};
 
 type ReportTest = TestFramework<Report>;
@@ -77,6 +77,10 @@ fn replacement() -> ReplacementFacts {
         replaces: Some(PLACEMENT),
         under_way: true,
     }
+}
+
+fn readable() -> Protected<Vec<Ground>> {
+    Protected::Readable(vec![Ground::Origin])
 }
 
 #[test]
@@ -243,7 +247,7 @@ fn d4_no_signal_without_consent() {
             filed(),
             ReportEvent::ForwardingConsentSet(ForwardingConsentSet { consent: false }),
         ])
-        .when(ReportCommand::ForwardSignal { signal_id: SIGNAL, cipher: cipher() })
+        .when(ReportCommand::ForwardSignal { signal_id: SIGNAL, grounds: readable() })
         .then_expect_error(ReportError::ConsentMissing);
 }
 
@@ -251,34 +255,21 @@ fn d4_no_signal_without_consent() {
 fn d4_a_signal_is_forwarded_once_with_consent() {
     ReportTest::with(())
         .given(vec![filed()])
-        .when(ReportCommand::ForwardSignal { signal_id: SIGNAL, cipher: cipher() })
+        .when(ReportCommand::ForwardSignal { signal_id: SIGNAL, grounds: readable() })
         .then_expect_events(vec![ReportEvent::SignalForwarded(SignalForwarded {
             signal_id: SIGNAL,
         })]);
     ReportTest::with(())
         .given(vec![filed(), ReportEvent::SignalForwarded(SignalForwarded { signal_id: SIGNAL })])
-        .when(ReportCommand::ForwardSignal { signal_id: Uuid::from_u128(10), cipher: cipher() })
+        .when(ReportCommand::ForwardSignal { signal_id: Uuid::from_u128(10), grounds: readable() })
         .then_expect_error(ReportError::AlreadyForwarded);
-}
-
-/// A cipher whose key was shredded: it opens nothing.
-struct Shredded;
-
-impl SubjectCipher for Shredded {
-    fn seal(&self, _: &[u8]) -> crate::protected::Sealed {
-        unreachable!("a shredded key seals nothing in these tests")
-    }
-    fn open(&self, _: &crate::protected::Sealed) -> Option<Vec<u8>> {
-        None
-    }
 }
 
 #[test]
 fn d4_erased_grounds_cannot_be_forwarded_but_the_report_still_replays() {
-    let shredded = crate::protected::Cipher(std::sync::Arc::new(Shredded));
     ReportTest::with(())
         .given(vec![filed()])
-        .when(ReportCommand::ForwardSignal { signal_id: SIGNAL, cipher: shredded })
+        .when(ReportCommand::ForwardSignal { signal_id: SIGNAL, grounds: Protected::erased() })
         .then_expect_error(ReportError::ContentErased);
 }
 
@@ -356,4 +347,17 @@ fn d4_an_unacknowledged_report_is_overdue_after_the_working_days() {
         acknowledged_on: day(2026, 11, 26),
     }));
     assert!(!record.overdue(3, day(2026, 11, 30)));
+}
+
+#[test]
+fn d4_overdue_cutoff_agrees_with_the_deadline() {
+    for offset in 0..21 {
+        let today = day(2026, 11, 1) + chrono::Duration::days(offset);
+        for n in [1, 3, 5, 10] {
+            let cutoff = overdue_if_filed_by(today, n);
+            assert!(add_working_days(cutoff, n) < today, "{today} {n}: {cutoff} is not overdue");
+            let next = cutoff.succ_opt().expect("a next day");
+            assert!(add_working_days(next, n) >= today, "{today} {n}: {next} is overdue too");
+        }
+    }
 }
