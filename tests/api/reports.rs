@@ -774,3 +774,70 @@ async fn sbb_and_companies_never_see_a_students_id_description_or_date_of_birth(
     // The company did read its placement and the investigation: the walk saw them.
     assert!(text.contains(&placement) && text.contains(id));
 }
+
+#[tokio::test]
+async fn g3_a_support_need_is_sealed_read_only_by_school_and_student_and_erased_with_them() {
+    let app = spawn_app().await;
+    app.enroll("s-1", "bol", born_years_before_start(17)).await;
+    let need = "Needs written instructions and a fixed contact person.";
+    let path = "/v1/students/s-1/support-need";
+    let before = app.event_count().await;
+    for token in [
+        app.student_of(SCHOOL, "s-1"),
+        app.company(COMPANY),
+        app.sbb(),
+        app.school_of(OTHER_SCHOOL),
+    ] {
+        let response = app.post(path, &token, json!({"support_need": need})).await;
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    let response = app.post(path, &app.school(), json!({"support_need": " "})).await;
+    problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(app.event_count().await, before, "refusals record nothing");
+    let recorded = ok_json(
+        app.post(path, &app.school(), json!({"support_need": need})).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let position = recorded["position"].as_i64().expect("position");
+    let read = |token: String| {
+        let app = &app;
+        async move {
+            ok_json(
+                app.get(&format!("/v1/students/s-1?min_position={position}"), &token).await,
+                StatusCode::OK,
+            )
+            .await
+        }
+    };
+    assert_eq!(read(app.school()).await["support_need"], need);
+    assert_eq!(read(app.student_of(SCHOOL, "s-1")).await["support_need"], need);
+    let raw: Vec<String> = sqlx::query_scalar(
+        "SELECT payload::text FROM events UNION ALL SELECT record::text FROM students",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("raw rows");
+    assert!(raw.iter().all(|text| !text.contains("written instructions")), "{raw:?}");
+    ok_json(
+        app.post("/v1/erasures", &app.school(), json!({"student_id": "s-1"})).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(read(app.school()).await["support_need"], json!({"erased": true}));
+    // The student's enrolment itself is not sensitive content and stays.
+    assert_eq!(read(app.school()).await["qualification"], "25180");
+    // Cleared: no need any more.
+    let cleared = ok_json(
+        app.post(path, &app.school(), json!({"support_need": null})).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let position = cleared["position"].as_i64().expect("position");
+    let view = ok_json(
+        app.get(&format!("/v1/students/s-1?min_position={position}"), &app.school()).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(view.get("support_need").is_none(), "{view}");
+}

@@ -65,6 +65,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .routes(routes!(students::import_students))
         .routes(routes!(students::get_student))
         .routes(routes!(students::record_learning_wish))
+        .routes(routes!(students::record_support_need))
         .routes(routes!(offers::publish_offer, offers::list_offers))
         .routes(routes!(offers::get_offer))
         .routes(routes!(offers::withdraw_offer))

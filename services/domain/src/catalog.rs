@@ -16,7 +16,9 @@ use crate::report::{
     ReportConversationRecorded, ReportEscalated, ReportFiled, SignalForwarded,
 };
 use crate::signal::SignalReceived;
-use crate::student::{LearningWishRecorded, StudentEnrolled, StudentEnrolmentUpdated};
+use crate::student::{
+    LearningWishRecorded, StudentEnrolled, StudentEnrolmentUpdated, SupportNeedRecorded,
+};
 
 /// One event type at one version.
 #[derive(Debug, Clone, Copy)]
@@ -50,8 +52,8 @@ macro_rules! v1 {
 const COMPANY: [EventKind; 5] = v1!("company":
     CompanyRegistered, RecognitionGranted, RecognitionSuspended, RecognitionReinstated,
     RecognitionRevoked);
-const STUDENT: [EventKind; 3] =
-    v1!("student": StudentEnrolled, StudentEnrolmentUpdated, LearningWishRecorded);
+const STUDENT: [EventKind; 4] = v1!("student":
+    StudentEnrolled, StudentEnrolmentUpdated, LearningWishRecorded, SupportNeedRecorded);
 const OFFER: [EventKind; 4] =
     v1!("offer": OfferPublished, OfferWithdrawn, OfferSlotReserved, OfferSlotReleased);
 const PLACEMENT: [EventKind; 19] = v1!("placement":
@@ -86,7 +88,7 @@ const fn concat<const N: usize>(parts: [&[EventKind]; 8]) -> [EventKind; N] {
 }
 
 /// All event kinds, current versions last for each type.
-pub static EVENT_CATALOG: &[EventKind] = &concat::<44>([
+pub static EVENT_CATALOG: &[EventKind] = &concat::<45>([
     &COMPANY,
     &STUDENT,
     &OFFER,

@@ -22,6 +22,7 @@ use cqrs_es::Aggregate;
 use serde::Serialize;
 use stagepact_domain::Visibility;
 use stagepact_store::{Committed, Denial};
+use utoipa::ToSchema;
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder, ResponsesBuilder};
 
 use crate::auth::Principal;
@@ -257,5 +258,35 @@ impl utoipa::IntoResponses for ReadProblems {
             ),
         ]);
         problems(&statuses)
+    }
+}
+
+/// What erased content reads as.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct Erased {
+    /// Always true.
+    pub erased: bool,
+}
+
+/// Sealed text as its reader gets it: the text, or `{"erased": true}` once
+/// the student's data is erased.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ProtectedText {
+    /// The text.
+    Readable(String),
+    /// Erased with the student's data.
+    Erased(Erased),
+}
+
+impl ProtectedText {
+    /// Opened content as the API shows it.
+    pub fn of(protected: stagepact_domain::protected::Protected<String>) -> Self {
+        match protected {
+            stagepact_domain::protected::Protected::Readable(text) => Self::Readable(text),
+            stagepact_domain::protected::Protected::Erased(_) => {
+                Self::Erased(Erased { erased: true })
+            }
+        }
     }
 }

@@ -30,8 +30,8 @@ use uuid::Uuid;
 
 use super::companies::ReadQuery;
 use super::{
-    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page, page_limit,
-    tagged, today,
+    CommandContext, CommandHeaders, CommandProblems, Erased, ProtectedText, ReadProblems, accepted,
+    page, page_limit, tagged, today,
 };
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, Fields};
@@ -196,23 +196,6 @@ pub struct ReportAccepted {
     /// `escalateToSbb`: the complaint SBB received.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub complaint_id: Option<Uuid>,
-}
-
-/// What erased content reads as.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-pub struct Erased {
-    /// Always true.
-    pub erased: bool,
-}
-
-/// The description: the text, or `{"erased": true}`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum ProtectedText {
-    /// The text.
-    Readable(String),
-    /// Erased with the student's data.
-    Erased(Erased),
 }
 
 /// The grounds: the list, or `{"erased": true}`.
@@ -747,10 +730,7 @@ fn view(
 ) -> ReportView {
     let record = entry.record;
     let filed = &record.filed;
-    let description = match opener.open::<String>(&filed.description) {
-        Protected::Readable(text) => ProtectedText::Readable(text),
-        Protected::Erased(_) => ProtectedText::Erased(Erased { erased: true }),
-    };
+    let description = ProtectedText::of(opener.open::<String>(&filed.description));
     let grounds = match opener.open::<Vec<Ground>>(&filed.grounds) {
         Protected::Readable(grounds) => {
             ProtectedGrounds::Readable(grounds.iter().map(|g| g.as_str().to_owned()).collect())

@@ -430,9 +430,7 @@ pub async fn open_investigation(
         let (signal, _) = command.state.bus.load::<Signal>(&id.to_string()).await?;
         match signal.received() {
             Some(s) => evidence_companies.push(s.company_id.clone()),
-            None => {
-                missing.push(FieldError::new(format!("signal_ids[{index}]"), "no such signal"))
-            }
+            None => missing.push(FieldError::new(format!("signal_ids[{index}]"), "no such signal")),
         }
     }
     if let Some(id) = body.complaint_id {

@@ -7,20 +7,23 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use stagepact_domain::protected::Protected;
 use stagepact_domain::student::{
     Enrolment, LearningWishRecorded, Student, StudentCommand, StudentEnrolled, StudentRecord,
     student_key,
 };
 use stagepact_domain::values::{
-    Competence, Crebo, LearningGoal, Level, Pathway, Region, SchoolId, Sector, StudentNumber,
-    age_on, parse_list,
+    Competence, Crebo, Description, LearningGoal, Level, Pathway, Region, SchoolId, Sector,
+    StudentNumber, age_on, parse_list,
 };
+use stagepact_store::Opener;
 use stagepact_store::students::{self, StudentEntry};
 use utoipa::ToSchema;
 
 use super::companies::ReadQuery;
 use super::{
-    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, tagged, today,
+    CommandContext, CommandHeaders, CommandProblems, Erased, ProtectedText, ReadProblems, accepted,
+    tagged, today,
 };
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, BulkJson, Fields, from_json_value};
@@ -187,6 +190,10 @@ pub struct StudentView {
     /// The learning wish, once recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learning_wish: Option<LearningWishView>,
+    /// The extra support need (G3), if any; `{"erased": true}` once erased.
+    /// Stored encrypted; shown to the school and the student only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub support_need: Option<ProtectedText>,
     /// Version (also the `ETag`).
     pub version: i64,
     /// The log position of the last event reflected.
@@ -383,9 +390,59 @@ pub async fn record_learning_wish(
     Ok(accepted(StatusCode::ACCEPTED, body, committed, None))
 }
 
-fn view(entry: StudentEntry) -> StudentView {
+/// Body of `recordSupportNeed`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SupportNeedRequest {
+    /// The extra support need, in the school's words; null when there is none
+    /// (any more). Stored encrypted under the student's key.
+    #[schema(min_length = 1, max_length = 10000)]
+    pub support_need: Option<String>,
+}
+
+/// The school records a student's extra support need (G3: a warm handover and
+/// tailored guidance follow from it; M5: it never excludes, so matching never
+/// reads it). Sealed under the student's key, and erased with their data.
+#[utoipa::path(post, path = "/v1/students/{student_id}/support-need", operation_id = "recordSupportNeed",
+    tag = "students", request_body = SupportNeedRequest,
+    params(("student_id" = String, Path, description = "The school's number for the student"),
+           CommandHeaders),
+    responses((status = 202, description = "Recorded", body = StudentAccepted), CommandProblems),
+    security(("bearer" = [])))]
+pub async fn record_support_need(
+    command: CommandContext,
+    Path(raw_id): Path<String>,
+    AppJson(body): AppJson<SupportNeedRequest>,
+) -> Result<Response, ApiError> {
+    command.principal.require(&[Role::School])?;
+    let (school, student_id) = student_of(&command.principal, &raw_id)?;
+    let mut fields = Fields::default();
+    let need = match body.support_need.as_deref() {
+        Some(text) => fields.parse("support_need", Description::parse(text)).map(Some),
+        None => Some(None),
+    };
+    let need = fields.finish(need)?;
+    let id = student_key(&school, &student_id);
+    let cipher = command.state.vault.cipher_for(&id).await?;
+    let committed =
+        command.run::<Student>(&id, StudentCommand::RecordSupportNeed(need, cipher)).await?;
+    let body = StudentAccepted {
+        student_id: student_id.to_string(),
+        version: committed.version,
+        position: committed.position,
+    };
+    Ok(accepted(StatusCode::ACCEPTED, body, committed, None))
+}
+
+fn view(entry: StudentEntry, opener: &Opener) -> StudentView {
     let StudentEntry { record, version, last_position, .. } = entry;
-    let StudentRecord { school, student_id, enrolment, learning_wish } = record;
+    let StudentRecord { school, student_id, enrolment, learning_wish, support_need } = record;
+    // The sealed content is an optional text: "none" opens as no need at all.
+    let support_need =
+        support_need.and_then(|sealed| match opener.open::<Option<String>>(&sealed) {
+            Protected::Readable(need) => need.map(ProtectedText::Readable),
+            Protected::Erased(_) => Some(ProtectedText::Erased(Erased { erased: true })),
+        });
     StudentView {
         school: school.into(),
         student_id: student_id.into(),
@@ -402,6 +459,7 @@ fn view(entry: StudentEntry) -> StudentView {
             region: w.region.into(),
             max_travel_km: w.max_travel_km,
         }),
+        support_need,
         version,
         position: last_position,
     }
@@ -425,6 +483,8 @@ pub async fn get_student(
     let entry = students::get(&state.pool, school.as_str(), student_id.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no student {raw_id:?} at your school")))?;
-    let view = view(entry);
+    let keys = entry.record.support_need.iter().map(|s| s.sealed);
+    let opener = state.vault.opener(keys).await?;
+    let view = view(entry, &opener);
     Ok(tagged(view.version, view))
 }

@@ -5,6 +5,7 @@ use cqrs_es::DomainEvent;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::protected::Sealed;
 use crate::values::{
     Competence, Crebo, LearningGoal, Level, Pathway, Region, SchoolId, Sector, StudentNumber,
 };
@@ -67,6 +68,17 @@ pub struct LearningWishRecorded {
     pub max_travel_km: Option<u32>,
 }
 
+/// The school recorded the student's extra support need (G3), or that there is
+/// none any more. Sealed under the student's key, including whether there is
+/// one at all: the content is an optional text (DESIGN §6; M5: never used to
+/// exclude, so matching never reads it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SupportNeedRecorded {
+    /// The need, sealed: a text, or null for none.
+    pub support_need: Sealed,
+}
+
 /// Everything that can happen to a student.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum StudentEvent {
@@ -76,6 +88,8 @@ pub enum StudentEvent {
     StudentEnrolmentUpdated(StudentEnrolmentUpdated),
     /// See [`LearningWishRecorded`].
     LearningWishRecorded(LearningWishRecorded),
+    /// See [`SupportNeedRecorded`].
+    SupportNeedRecorded(SupportNeedRecorded),
 }
 
 impl DomainEvent for StudentEvent {
@@ -84,6 +98,7 @@ impl DomainEvent for StudentEvent {
             Self::StudentEnrolled(_) => "StudentEnrolled",
             Self::StudentEnrolmentUpdated(_) => "StudentEnrolmentUpdated",
             Self::LearningWishRecorded(_) => "LearningWishRecorded",
+            Self::SupportNeedRecorded(_) => "SupportNeedRecorded",
         }
         .to_owned()
     }

@@ -13,10 +13,12 @@ use serde::{Deserialize, Serialize};
 
 pub use events::{
     Enrolment, LearningWishRecorded, StudentEnrolled, StudentEnrolmentUpdated, StudentEvent,
+    SupportNeedRecorded,
 };
 
 use crate::Visibility;
-use crate::values::{SchoolId, StudentNumber};
+use crate::protected::{Cipher, Sealed};
+use crate::values::{Description, SchoolId, StudentNumber};
 
 /// The aggregate id of a student: `<school>:<student number>`.
 pub fn student_key(school: &SchoolId, student: &StudentNumber) -> String {
@@ -33,6 +35,9 @@ pub enum StudentCommand {
     Sync(StudentEnrolled),
     /// The student or the school records the learning wish (M1).
     RecordLearningWish(LearningWishRecorded),
+    /// The school records the student's extra support need (G3), or `None`
+    /// for none any more; the cipher seals it under the student's key.
+    RecordSupportNeed(Option<Description>, Cipher),
 }
 
 /// Why a student command was refused.
@@ -57,6 +62,9 @@ pub struct StudentRecord {
     pub enrolment: Enrolment,
     /// The latest learning wish, if any.
     pub learning_wish: Option<LearningWishRecorded>,
+    /// The latest support need as recorded (sealed: it may say "none").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support_need: Option<Sealed>,
 }
 
 impl StudentRecord {
@@ -73,6 +81,9 @@ impl StudentRecord {
                 self.enrolment = updated.enrolment.clone()
             }
             StudentEvent::LearningWishRecorded(wish) => self.learning_wish = Some(wish.clone()),
+            StudentEvent::SupportNeedRecorded(need) => {
+                self.support_need = Some(need.support_need.clone())
+            }
         }
     }
 
@@ -83,6 +94,7 @@ impl StudentRecord {
             student_id: event.student_id.clone(),
             enrolment: event.enrolment.clone(),
             learning_wish: None,
+            support_need: None,
         }
     }
 }
@@ -110,7 +122,15 @@ impl Student {
                 .then_some(StudentEvent::StudentEnrolmentUpdated(StudentEnrolmentUpdated {
                     enrolment: enrolled.enrolment,
                 }))),
-            (StudentCommand::RecordLearningWish(_), None) => Err(StudentError::NotEnrolled),
+            (
+                StudentCommand::RecordLearningWish(_) | StudentCommand::RecordSupportNeed(..),
+                None,
+            ) => Err(StudentError::NotEnrolled),
+            (StudentCommand::RecordSupportNeed(need, cipher), Some(_)) => {
+                Ok(Some(StudentEvent::SupportNeedRecorded(SupportNeedRecorded {
+                    support_need: cipher.seal(&need),
+                })))
+            }
             (StudentCommand::RecordLearningWish(wish), Some(_)) => {
                 Ok(Some(StudentEvent::LearningWishRecorded(wish)))
             }

@@ -78,3 +78,40 @@ fn m1_a_learning_wish_needs_an_enrolled_student() {
         .when(StudentCommand::RecordLearningWish(wish()))
         .then_expect_events(vec![StudentEvent::LearningWishRecorded(wish())]);
 }
+
+#[test]
+fn g3_a_support_need_is_sealed_even_as_to_whether_there_is_one() {
+    use crate::protected::Protected;
+    use crate::protected::testing::cipher;
+    let need =
+        Description::parse("needs a quiet workplace and written instructions").expect("valid");
+    let mut student = Student::default();
+    student.apply(StudentEvent::StudentEnrolled(enrolled(2)));
+    let recorded = |need: Option<Description>| {
+        let event = student
+            .decide(StudentCommand::RecordSupportNeed(need, cipher()))
+            .expect("recorded")
+            .expect("an event");
+        let StudentEvent::SupportNeedRecorded(recorded) = event else { panic!("{event:?}") };
+        recorded
+    };
+    let some = recorded(Some(need.clone()));
+    let none = recorded(None);
+    let json = serde_json::to_string(&some).expect("serialises");
+    assert!(!json.contains("quiet workplace"), "{json}");
+    assert_eq!(
+        cipher().open::<Option<String>>(&some.support_need),
+        Protected::Readable(Some(need.to_string()))
+    );
+    assert_eq!(cipher().open::<Option<String>>(&none.support_need), Protected::Readable(None));
+    // Sealed, "none" looks like any other need.
+    assert!(!serde_json::to_string(&none).expect("serialises").contains("null"));
+}
+
+#[test]
+fn g3_a_support_need_needs_an_enrolled_student() {
+    StudentTest::with(())
+        .given_no_previous_events()
+        .when(StudentCommand::RecordSupportNeed(None, crate::protected::testing::cipher()))
+        .then_expect_error(StudentError::NotEnrolled);
+}
