@@ -368,6 +368,16 @@ async fn d1_a_replacement_placement_is_elsewhere_and_replaces_the_reported_one()
     body["placement_id"] = json!(reported);
     let report = app.file("s-1", body).await;
     let offer = app.company_with_offer(OTHER_COMPANY, 2).await;
+    // Another school's placement cannot be linked (403, nothing recorded).
+    let foreign_school = app.school_of(OTHER_SCHOOL);
+    let response = app
+        .post(
+            &format!("/v1/reports/{report}/replacement"),
+            &foreign_school,
+            json!({"placement_id": reported}),
+        )
+        .await;
+    problem(response, StatusCode::FORBIDDEN).await;
     // A proposal elsewhere that does not say what it replaces: refused (D1).
     let loose = app.propose("s-1", &offer).await;
     let before = app.event_count().await;
@@ -524,6 +534,16 @@ async fn d5_an_escalation_is_investigated_both_sides_heard_and_concluded_once() 
     let response = app.post(&conclude, &app.sbb(), revoke.clone()).await;
     refused(&app, response, StatusCode::CONFLICT, "D5", before).await;
     let hearings = format!("/v1/investigations/{id}/hearings");
+    // Only SBB hears and concludes; and only SBB reads the complaint desk.
+    for token in [app.school(), app.company(COMPANY), app.student_of(SCHOOL, "s-1"), app.monitor()]
+    {
+        let hear =
+            app.post(&hearings, &token, json!({"party": "company", "held_on": today()})).await;
+        problem(hear, StatusCode::FORBIDDEN).await;
+        problem(app.post(&conclude, &token, revoke.clone()).await, StatusCode::FORBIDDEN).await;
+        problem(app.get("/v1/complaints", &token).await, StatusCode::FORBIDDEN).await;
+    }
+    assert_eq!(app.event_count().await, before, "nothing recorded for them");
     for party in ["company", "school"] {
         let response =
             app.post(&hearings, &app.sbb(), json!({"party": party, "held_on": today()})).await;
