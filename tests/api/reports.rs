@@ -402,9 +402,18 @@ async fn d1_a_replacement_placement_is_elsewhere_and_replaces_the_reported_one()
         .as_str()
         .expect("id")
         .to_owned();
-    let linked = app
-        .report_step(&report, "replacement", &app.school(), json!({"placement_id": replacement}))
-        .await;
+    // Its agreement ends after the reported one: the student would be delayed (D1).
+    app.step(&replacement, "accept", &app.student_of(SCHOOL, "s-1"), json!({})).await;
+    let mut late = agreement_body(None);
+    late["end_date"] = json!(end_date() + Days::new(14));
+    app.step(&replacement, "agreement", &app.school(), late).await;
+    let before = app.event_count().await;
+    let link = json!({"placement_id": replacement});
+    let response =
+        app.post(&format!("/v1/reports/{report}/replacement"), &app.school(), link.clone()).await;
+    refused(&app, response, StatusCode::UNPROCESSABLE_ENTITY, "D1", before).await;
+    app.step(&replacement, "agreement", &app.school(), agreement_body(None)).await;
+    let linked = app.report_step(&report, "replacement", &app.school(), link).await;
     let read = app
         .report_at(
             &report,

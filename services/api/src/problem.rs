@@ -346,7 +346,8 @@ impl From<ReportError> for ApiError {
             E::ReplacementOfOtherStudent
             | E::ReplacementAtReportedCompany
             | E::ReplacementMustReplace(_)
-            | E::ReplacementEnded => Self::invalid("placement_id", &error, rule),
+            | E::ReplacementEnded
+            | E::ReplacementDelays(_) => Self::invalid("placement_id", &error, rule),
             E::Closed(_) => Self::refused("report-closed", &error, rule),
             E::ConsentMissing => Self::refused("consent-missing", &error, rule),
             E::AlreadyForwarded => Self::refused("already-forwarded", &error, rule),

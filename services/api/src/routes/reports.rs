@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use stagepact_domain::company::Company;
 use stagepact_domain::complaint::{Complaint, ComplaintReceived};
-use stagepact_domain::placement::{Placement, PlacementStatus};
+use stagepact_domain::placement::{Placement, PlacementRecord, PlacementStatus};
 use stagepact_domain::protected::{Protected, Sealed};
 use stagepact_domain::report::*;
 use stagepact_domain::signal::{ReceiveSignal, Signal};
@@ -524,7 +524,8 @@ pub async fn record_conversation(
 
 /// The school links the replacement placement it offers the student (D1): a
 /// placement of the same student at another company, which names the reported
-/// placement (if any) in `replaces`, so the student keeps their period.
+/// placement (if any) in `replaces`, and whose agreement (once drafted) ends by
+/// the reported one's end, so the student has no study delay.
 #[utoipa::path(post, path = "/v1/reports/{report_id}/replacement", operation_id = "offerReplacementPlacement", tag = "reports",
     request_body = ReplacementRequest,
     params(("report_id" = String, Path, description = "The report"), CommandHeaders),
@@ -545,6 +546,15 @@ pub async fn offer_replacement(
     if !command.principal.is_school(record.student.school.as_str()) {
         return Err(ApiError::Forbidden("placement_id names another school's placement".into()));
     }
+    let agreement_end =
+        |r: &PlacementRecord| r.agreement.as_ref().map(|a| a.drafted.terms.period.end);
+    let reported_ends_on = match record.replaces {
+        Some(reported) => {
+            let (placement, _) = command.state.bus.load::<Placement>(&reported.to_string()).await?;
+            placement.record().and_then(agreement_end)
+        }
+        None => None,
+    };
     let facts = ReplacementFacts {
         placement_id: body.placement_id,
         school: record.student.school.clone(),
@@ -552,6 +562,8 @@ pub async fn offer_replacement(
         company_id: record.company_id.clone(),
         replaces: record.replaces,
         under_way: record.status.is_pending() || record.status == PlacementStatus::Active,
+        ends_on: agreement_end(record),
+        reported_ends_on,
     };
     let committed =
         command.on_report(id, &[Role::School], ReportCommand::OfferReplacement(facts)).await?;

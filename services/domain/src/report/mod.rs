@@ -68,6 +68,11 @@ pub struct ReplacementFacts {
     pub replaces: Option<Uuid>,
     /// Whether it is still under way (not withdrawn, objected, completed or interrupted).
     pub under_way: bool,
+    /// The last day of its agreement, once drafted.
+    pub ends_on: Option<NaiveDate>,
+    /// The last day of the reported placement's agreement, if it had one: the
+    /// replacement keeps it, so the student has no study delay.
+    pub reported_ends_on: Option<NaiveDate>,
 }
 
 /// A command on the report aggregate.
@@ -159,6 +164,11 @@ pub enum ReportError {
     /// D1: the replacement is under way.
     #[error("the replacement placement has ended or was withdrawn")]
     ReplacementEnded,
+    /// D1: the replacement ends by the reported placement's end.
+    #[error(
+        "the replacement placement's agreement ends after {0}, the end of the reported placement: the student would be delayed"
+    )]
+    ReplacementDelays(NaiveDate),
     /// D4: no signal without the student's consent.
     #[error("the student has not consented to forwarding a signal to SBB")]
     ConsentMissing,
@@ -189,7 +199,8 @@ impl ReportError {
             | Self::ReplacementOfOtherStudent
             | Self::ReplacementAtReportedCompany
             | Self::ReplacementMustReplace(_)
-            | Self::ReplacementEnded => Some("D1"),
+            | Self::ReplacementEnded
+            | Self::ReplacementDelays(_) => Some("D1"),
             Self::Closed(_) | Self::ConsentMissing | Self::AlreadyForwarded | Self::NoFollowUp => {
                 Some("D4")
             }
@@ -458,6 +469,13 @@ fn check_replacement(record: &ReportRecord, facts: &ReplacementFacts) -> Result<
     }
     if !facts.under_way {
         return Err(ReportError::ReplacementEnded);
+    }
+    // Dates are compared once both agreements exist; before that the school
+    // drafts the replacement's agreement with the reported one's end in view.
+    if let (Some(ends), Some(reported)) = (facts.ends_on, facts.reported_ends_on)
+        && ends > reported
+    {
+        return Err(ReportError::ReplacementDelays(reported));
     }
     Ok(())
 }

@@ -76,6 +76,8 @@ fn replacement() -> ReplacementFacts {
         company_id: other_company(),
         replaces: Some(PLACEMENT),
         under_way: true,
+        ends_on: Some(day(2027, 6, 30)),
+        reported_ends_on: Some(day(2027, 6, 30)),
     }
 }
 
@@ -213,7 +215,8 @@ fn d1_a_replacement_placement_is_linked() {
 }
 
 #[test]
-fn d1_a_replacement_is_elsewhere_for_the_same_student_and_replaces_the_reported_placement() {
+fn d1_a_replacement_is_elsewhere_for_the_same_student_replaces_the_reported_placement_and_keeps_its_end()
+ {
     let cases = [
         (
             ReplacementFacts { company_id: company(), ..replacement() },
@@ -231,6 +234,10 @@ fn d1_a_replacement_is_elsewhere_for_the_same_student_and_replaces_the_reported_
             ReportError::ReplacementMustReplace(PLACEMENT),
         ),
         (ReplacementFacts { under_way: false, ..replacement() }, ReportError::ReplacementEnded),
+        (
+            ReplacementFacts { ends_on: Some(day(2027, 7, 1)), ..replacement() },
+            ReportError::ReplacementDelays(day(2027, 6, 30)),
+        ),
     ];
     for (facts, error) in cases {
         ReportTest::with(())
