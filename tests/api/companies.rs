@@ -291,3 +291,28 @@ async fn a_company_reads_only_its_own_entry_and_schools_do_not_see_sbbs_reasons(
     problem(app.get("/v1/companies", &app.monitor()).await, StatusCode::FORBIDDEN).await;
     problem(app.get("/v1/companies/nobody", &app.sbb()).await, StatusCode::NOT_FOUND).await;
 }
+
+#[tokio::test]
+async fn m4_a_company_opts_out_of_matching_for_itself_only() {
+    let app = spawn_app().await;
+    app.recognised_company("lb-1").await;
+    app.recognised_company("lb-2").await;
+    let path = "/v1/companies/lb-1/matching-participation";
+    let before = app.event_count().await;
+    for token in [app.company("lb-2"), app.sbb(), app.school(), app.student(), app.monitor()] {
+        let response = app.post(path, &token, json!({"participates": false})).await;
+        problem(response, StatusCode::FORBIDDEN).await;
+    }
+    let response = app.post(path, &app.company("lb-1"), json!({"participates": "no"})).await;
+    problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // Taking part is the default: saying so records nothing.
+    let same = app.post(path, &app.company("lb-1"), json!({"participates": true})).await;
+    assert_eq!(same.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.event_count().await, before, "refusals and no-ops record nothing");
+    let out = app.post(path, &app.company("lb-1"), json!({"participates": false})).await;
+    let position = position_of(out).await;
+    let view = app.company_at("lb-1", position, &app.sbb()).await;
+    assert_eq!(view["participates_in_matching"], false);
+    let other = app.company_at("lb-2", position, &app.sbb()).await;
+    assert_eq!(other["participates_in_matching"], true);
+}

@@ -61,6 +61,7 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .routes(routes!(companies::suspend_recognition))
         .routes(routes!(companies::reinstate_recognition))
         .routes(routes!(companies::revoke_recognition))
+        .routes(routes!(companies::set_matching_participation))
         .routes(routes!(students::enroll_student))
         .routes(routes!(students::import_students))
         .routes(routes!(students::get_student))

@@ -4,8 +4,8 @@
 use schemars::{JsonSchema, Schema};
 
 use crate::company::{
-    CompanyRegistered, RecognitionGranted, RecognitionReinstated, RecognitionRevoked,
-    RecognitionSuspended,
+    CompanyRegistered, MatchingParticipationSet, RecognitionGranted, RecognitionReinstated,
+    RecognitionRevoked, RecognitionSuspended,
 };
 use crate::complaint::ComplaintReceived;
 use crate::investigation::{HearingRecorded, InvestigationConcluded, InvestigationOpened};
@@ -49,9 +49,9 @@ macro_rules! v1 {
     };
 }
 
-const COMPANY: [EventKind; 5] = v1!("company":
+const COMPANY: [EventKind; 6] = v1!("company":
     CompanyRegistered, RecognitionGranted, RecognitionSuspended, RecognitionReinstated,
-    RecognitionRevoked);
+    RecognitionRevoked, MatchingParticipationSet);
 const STUDENT: [EventKind; 4] = v1!("student":
     StudentEnrolled, StudentEnrolmentUpdated, LearningWishRecorded, SupportNeedRecorded);
 const OFFER: [EventKind; 4] =
@@ -88,7 +88,7 @@ const fn concat<const N: usize>(parts: [&[EventKind]; 8]) -> [EventKind; N] {
 }
 
 /// All event kinds, current versions last for each type.
-pub static EVENT_CATALOG: &[EventKind] = &concat::<45>([
+pub static EVENT_CATALOG: &[EventKind] = &concat::<46>([
     &COMPANY,
     &STUDENT,
     &OFFER,

@@ -150,7 +150,9 @@ impl PlacementReactions {
                 revoked.qualification.map(|q| q.to_string()),
             ),
             CompanyEvent::RecognitionReinstated(_) => (Reaction::RecognitionReinstated, None),
-            CompanyEvent::CompanyRegistered(_) | CompanyEvent::RecognitionGranted(_) => {
+            CompanyEvent::CompanyRegistered(_)
+            | CompanyEvent::RecognitionGranted(_)
+            | CompanyEvent::MatchingParticipationSet(_) => {
                 return Ok(Vec::new());
             }
         };

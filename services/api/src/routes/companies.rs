@@ -9,8 +9,8 @@ use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use stagepact_domain::company::{
-    Company, CompanyCommand, CompanyRecord, CompanyRegistered, RecognitionGranted,
-    RecognitionReinstated, RecognitionRevoked, RecognitionSuspended,
+    Company, CompanyCommand, CompanyRecord, CompanyRegistered, MatchingParticipationSet,
+    RecognitionGranted, RecognitionReinstated, RecognitionRevoked, RecognitionSuspended,
 };
 use stagepact_domain::values::{CompanyId, CompanyName, Crebo, Location, Reason, Region, Sector};
 use stagepact_store::company_registry::{self, RegistryEntry, RegistryFilter};
@@ -160,6 +160,8 @@ pub struct CompanyView {
     /// The running suspension, for SBB and the company itself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suspension: Option<SuspensionView>,
+    /// Whether its offers are in play in schools' matching rounds (M4).
+    pub participates_in_matching: bool,
     /// The aggregate version (also the `ETag`): send it as `If-Match`.
     pub version: i64,
     /// The log position of the last event this view reflects.
@@ -268,15 +270,26 @@ impl SbbCommand {
         command: CompanyCommand,
         status: StatusCode,
     ) -> Result<Response, ApiError> {
-        let committed = self.0.run::<Company>(id.as_str(), command).await?;
-        let body = CommandAccepted {
-            company_id: id.to_string(),
-            version: committed.version,
-            position: committed.position,
-        };
-        let location = (status == StatusCode::CREATED).then(|| format!("/v1/companies/{id}"));
-        Ok(accepted(status, body, committed, location))
+        run_on_company(&self.0, id, command, status).await
     }
+}
+
+/// Runs `command` on company `id` for an authorised caller and answers with
+/// what it recorded.
+async fn run_on_company(
+    context: &CommandContext,
+    id: &CompanyId,
+    command: CompanyCommand,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let committed = context.run::<Company>(id.as_str(), command).await?;
+    let body = CommandAccepted {
+        company_id: id.to_string(),
+        version: committed.version,
+        position: committed.position,
+    };
+    let location = (status == StatusCode::CREATED).then(|| format!("/v1/companies/{id}"));
+    Ok(accepted(status, body, committed, location))
 }
 
 /// Register a learning company (SBB).
@@ -406,6 +419,38 @@ pub async fn revoke_recognition(
     command.run(&id, CompanyCommand::RevokeRecognition(revocation), StatusCode::ACCEPTED).await
 }
 
+/// Body of `setMatchingParticipation`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipationRequest {
+    /// Whether the company takes part in schools' matching rounds.
+    pub participates: bool,
+}
+
+/// A company declares whether it takes part in objective matching rounds (the
+/// company itself; rule M4: it may opt out, and the number that do is
+/// monitored). No change records nothing.
+#[utoipa::path(post, path = "/v1/companies/{company_id}/matching-participation",
+    operation_id = "setMatchingParticipation", tag = "companies", request_body = ParticipationRequest,
+    params(("company_id" = String, Path, description = "SBB's company id"), CommandHeaders),
+    responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
+    security(("bearer" = [])))]
+pub async fn set_matching_participation(
+    command: CommandContext,
+    Path(raw_id): Path<String>,
+    AppJson(body): AppJson<ParticipationRequest>,
+) -> Result<Response, ApiError> {
+    command.principal.require(&[Role::Company])?;
+    let id = company_id(&raw_id)?;
+    if !command.principal.is_company(id.as_str()) {
+        return Err(ApiError::Forbidden("a company sets only its own participation".into()));
+    }
+    let set = CompanyCommand::SetMatchingParticipation(MatchingParticipationSet {
+        participates: body.participates,
+    });
+    run_on_company(&command, &id, set, StatusCode::ACCEPTED).await
+}
+
 /// Who may read which registry entries: SBB and schools all, a company itself.
 fn may_read(principal: &Principal) -> Result<(), ApiError> {
     principal.require(&[Role::Sbb, Role::School, Role::Company])
@@ -416,6 +461,7 @@ fn view(principal: &Principal, entry: RegistryEntry) -> CompanyView {
     let status = record.status().as_str().to_owned();
     let sees_reason =
         principal.role == Role::Sbb || principal.is_company(record.company_id.as_str());
+    let participates_in_matching = !record.opted_out_of_matching;
     let CompanyRecord {
         company_id, name, sector, region, location, recognitions, suspension, ..
     } = record;
@@ -438,6 +484,7 @@ fn view(principal: &Principal, entry: RegistryEntry) -> CompanyView {
             reason: s.reason.into(),
             investigation_id: s.investigation_id,
         }),
+        participates_in_matching,
         version,
         position: last_position,
         updated_at,

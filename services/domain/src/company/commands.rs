@@ -1,8 +1,8 @@
 //! What SBB can ask of a company.
 
 use super::events::{
-    CompanyRegistered, RecognitionGranted, RecognitionReinstated, RecognitionRevoked,
-    RecognitionSuspended,
+    CompanyRegistered, MatchingParticipationSet, RecognitionGranted, RecognitionReinstated,
+    RecognitionRevoked, RecognitionSuspended,
 };
 
 /// A command on the company aggregate. Each carries the payload of the event it
@@ -19,4 +19,6 @@ pub enum CompanyCommand {
     ReinstateRecognition(RecognitionReinstated),
     /// SBB revokes one qualification's recognition, or all of them (D5).
     RevokeRecognition(RecognitionRevoked),
+    /// The company opts in to or out of matching rounds (M4); no change records nothing.
+    SetMatchingParticipation(MatchingParticipationSet),
 }

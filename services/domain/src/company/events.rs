@@ -70,6 +70,15 @@ pub struct RecognitionRevoked {
     pub qualification: Option<Crebo>,
 }
 
+/// The company declared whether it takes part in objective matching rounds
+/// (M4: a company may opt out; the number that do is monitored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchingParticipationSet {
+    /// Whether its open offers are in play in schools' matching rounds.
+    pub participates: bool,
+}
+
 /// Everything that can happen to a company.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CompanyEvent {
@@ -83,6 +92,8 @@ pub enum CompanyEvent {
     RecognitionReinstated(RecognitionReinstated),
     /// See [`RecognitionRevoked`].
     RecognitionRevoked(RecognitionRevoked),
+    /// See [`MatchingParticipationSet`].
+    MatchingParticipationSet(MatchingParticipationSet),
 }
 
 impl DomainEvent for CompanyEvent {
@@ -93,6 +104,7 @@ impl DomainEvent for CompanyEvent {
             Self::RecognitionSuspended(_) => "RecognitionSuspended",
             Self::RecognitionReinstated(_) => "RecognitionReinstated",
             Self::RecognitionRevoked(_) => "RecognitionRevoked",
+            Self::MatchingParticipationSet(_) => "MatchingParticipationSet",
         }
         .to_owned()
     }

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 pub use commands::CompanyCommand;
 pub use events::{
-    CompanyEvent, CompanyRegistered, RecognitionGranted, RecognitionReinstated, RecognitionRevoked,
-    RecognitionSuspended,
+    CompanyEvent, CompanyRegistered, MatchingParticipationSet, RecognitionGranted,
+    RecognitionReinstated, RecognitionRevoked, RecognitionSuspended,
 };
 pub use record::{CompanyRecord, CompanyStatus, Recognition, RecognitionStatus};
 
@@ -96,8 +96,20 @@ impl Company {
         Ok(record)
     }
 
-    fn decide(&self, command: CompanyCommand) -> Result<CompanyEvent, CompanyError> {
+    fn decide(&self, command: CompanyCommand) -> Result<Option<CompanyEvent>, CompanyError> {
+        if let CompanyCommand::SetMatchingParticipation(set) = command {
+            let participates_now = !self.registered()?.opted_out_of_matching;
+            let changes = participates_now != set.participates;
+            return Ok(changes.then_some(CompanyEvent::MatchingParticipationSet(set)));
+        }
+        self.decide_recognition(command).map(Some)
+    }
+
+    fn decide_recognition(&self, command: CompanyCommand) -> Result<CompanyEvent, CompanyError> {
         match command {
+            CompanyCommand::SetMatchingParticipation(set) => {
+                Ok(CompanyEvent::MatchingParticipationSet(set))
+            }
             CompanyCommand::RegisterCompany(registered) => {
                 if self.record.is_some() {
                     return Err(CompanyError::AlreadyRegistered);
@@ -162,8 +174,9 @@ impl Aggregate for Company {
         _services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
-        let event = self.decide(command)?;
-        sink.write(event, self).await;
+        if let Some(event) = self.decide(command)? {
+            sink.write(event, self).await;
+        }
         Ok(())
     }
 

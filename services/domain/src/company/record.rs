@@ -99,6 +99,9 @@ pub struct CompanyRecord {
     pub suspension: Option<Suspension>,
     /// Revoked as a whole.
     pub revoked: bool,
+    /// Opted out of matching rounds (M4). Companies take part unless they say not.
+    #[serde(default)]
+    pub opted_out_of_matching: bool,
 }
 
 impl CompanyRecord {
@@ -113,6 +116,7 @@ impl CompanyRecord {
             recognitions: BTreeMap::new(),
             suspension: None,
             revoked: false,
+            opted_out_of_matching: false,
         }
     }
 
@@ -146,6 +150,9 @@ impl CompanyRecord {
             CompanyEvent::RecognitionReinstated(_) => {
                 self.suspension = None;
                 self.set_live_recognitions(RecognitionStatus::Active);
+            }
+            CompanyEvent::MatchingParticipationSet(set) => {
+                self.opted_out_of_matching = !set.participates;
             }
             CompanyEvent::RecognitionRevoked(revoked) => match revoked.qualification {
                 Some(qualification) => {

@@ -289,3 +289,30 @@ fn s1_status_follows_the_recognitions() {
     assert_eq!(gone.status(), CompanyStatus::Revoked);
     assert!(!gone.may_host(crebo("25180"), day(2027, 1, 1)));
 }
+
+fn participation(participates: bool) -> CompanyCommand {
+    CompanyCommand::SetMatchingParticipation(MatchingParticipationSet { participates })
+}
+
+#[test]
+fn m4_a_company_takes_part_in_matching_until_it_opts_out() {
+    CompanyTest::with(())
+        .given(vec![registered()])
+        .when(participation(true))
+        .then_expect_events(vec![]);
+    CompanyTest::with(())
+        .given(vec![registered()])
+        .when(participation(false))
+        .then_expect_events(vec![CompanyEvent::MatchingParticipationSet(
+            MatchingParticipationSet { participates: false },
+        )]);
+    let out = record_after(vec![
+        registered(),
+        CompanyEvent::MatchingParticipationSet(MatchingParticipationSet { participates: false }),
+    ]);
+    assert!(out.opted_out_of_matching);
+    CompanyTest::with(())
+        .given_no_previous_events()
+        .when(participation(false))
+        .then_expect_error(CompanyError::NotRegistered);
+}
