@@ -160,11 +160,10 @@ pub struct Settings {
     /// instead of the one built in (rule C3).
     #[arg(long, env = "STAGEPACT_WAGE_TABLE", global = true)]
     wage_table: Option<PathBuf>,
-    /// The master key (base64 of 32 bytes) that wraps each data subject's key
-    /// (DESIGN §6); without it a random development key is kept in the data
-    /// directory. Losing it makes every sealed report unreadable.
-    #[arg(long, env = "STAGEPACT_MASTER_KEY", global = true, hide_env_values = true)]
-    master_key: Option<String>,
+    /// Hours between releases of forwarded signals to SBB, each a batch in
+    /// random order (D4: a signal's time must not point back to its report).
+    #[arg(long, env = "STAGEPACT_SIGNAL_RELEASE_HOURS", default_value_t = 24, global = true)]
+    signal_release_hours: u64,
     /// Working days a school has to acknowledge a report before it shows as overdue (D4).
     #[arg(long, env = "STAGEPACT_REPORT_ACK_WORKING_DAYS", default_value_t = 5, global = true)]
     report_ack_working_days: u32,
@@ -213,9 +212,13 @@ impl Settings {
         Ok(secret.into_bytes())
     }
 
+    /// The master key (base64 of 32 bytes) that wraps each data subject's key
+    /// (DESIGN §6), from `STAGEPACT_MASTER_KEY` only — never a flag, which any
+    /// user could read in the process list. Without it a random development key
+    /// is kept in the data directory. Losing it makes every sealed report unreadable.
     fn master_key(&self) -> anyhow::Result<MasterKey> {
-        if let Some(encoded) = &self.master_key {
-            return MasterKey::from_base64(encoded).context("STAGEPACT_MASTER_KEY");
+        if let Ok(encoded) = std::env::var("STAGEPACT_MASTER_KEY") {
+            return MasterKey::from_base64(&encoded).context("STAGEPACT_MASTER_KEY");
         }
         let path = self.data_dir.join("dev-master-key");
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -232,6 +235,8 @@ impl Settings {
         let mut config = ApiConfig::new(self.jwt()?);
         config.master_key = std::sync::Arc::new(self.master_key()?);
         config.report_ack_working_days = self.report_ack_working_days;
+        config.signal_release_interval =
+            Duration::from_secs(self.signal_release_hours.max(1).saturating_mul(3600));
         config.body_limit = self.body_limit;
         config.min_position_wait = Duration::from_millis(self.min_position_wait_ms);
         if let Some(path) = &self.wage_table {
@@ -254,13 +259,15 @@ fn write_secret(
     path: &std::path::Path,
     secret: &[u8],
 ) -> anyhow::Result<()> {
+    use std::io::Write;
     std::fs::create_dir_all(dir)?;
-    std::fs::write(path, secret).with_context(|| format!("writing {}", path.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // Created readable by its owner only: no moment in which others can read it.
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(secret).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

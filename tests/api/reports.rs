@@ -63,6 +63,17 @@ impl TestApp {
         }
     }
 
+    /// Runs a delivery round to SBB with the signal release (the server does it
+    /// daily), once the case files show everything recorded so far; the head after.
+    async fn release(&self) -> i64 {
+        let head = self.head().await;
+        let wait = std::time::Duration::from_secs(5);
+        let caught_up = self.state.projections.await_position("cases", head, wait).await;
+        assert!(caught_up.expect("checkpoint"), "the case files caught up");
+        stagepact_api::delivery::deliver(&self.state, true).await.expect("delivered");
+        self.head().await
+    }
+
     /// The whole feed as `token` sees it.
     async fn feed(&self, token: &str) -> Vec<Value> {
         let mut events = Vec::new();
@@ -391,6 +402,13 @@ async fn d1_a_replacement_placement_is_elsewhere_and_replaces_the_reported_one()
     refused(&app, response, StatusCode::UNPROCESSABLE_ENTITY, "D1", before).await;
     app.step(&loose, "withdraw", &app.school(), json!({"reason": "replaced by a proper proposal"}))
         .await;
+    // The withdrawal gives the offer's slot back through a reaction: let it
+    // land, so the event counts below see only what the requests record.
+    let patience = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !app.event_types_of(&offer).await.iter().any(|t| t == "OfferSlotReleased") {
+        assert!(tokio::time::Instant::now() < patience, "the slot was not released");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let response = app
         .post(
             "/v1/placements",
@@ -464,8 +482,11 @@ async fn d4_a_signal_needs_consent_and_reaches_sbb_anonymised_with_small_counts_
             .await
         }
     };
-    // Four signals: every count suppressed, no ids to single one out.
+    // Forwarded, not yet released: SBB has nothing (the release is daily).
     let overview = signals(position).await;
+    assert_eq!(overview["companies"], json!([]), "{overview}");
+    // Four signals: every count suppressed, no ids to single one out.
+    let overview = signals(app.release().await).await;
     let company = &overview["companies"][0];
     assert_eq!(company["company_id"], COMPANY);
     assert_eq!(company["signals"], "suppressed", "{overview}");
@@ -479,8 +500,8 @@ async fn d4_a_signal_needs_consent_and_reaches_sbb_anonymised_with_small_counts_
     );
     // A fifth: the counts show.
     let report = app.file("s-4", discrimination(COMPANY)).await;
-    let sent = app.report_step(&report, "signal", &app.school(), json!({})).await;
-    let overview = signals(sent["position"].as_i64().expect("position")).await;
+    app.report_step(&report, "signal", &app.school(), json!({})).await;
+    let overview = signals(app.release().await).await;
     let company = &overview["companies"][0];
     assert_eq!(company["signals"], 5, "{overview}");
     assert_eq!(company["by_kind"], json!([{"key": "discrimination", "count": 5}]));
@@ -514,7 +535,8 @@ async fn d5_an_escalation_is_investigated_both_sides_heard_and_concluded_once() 
         )
         .await;
     let complaint = escalated["complaint_id"].as_str().expect("complaint").to_owned();
-    let position = escalated["position"].as_i64().expect("position");
+    // SBB's desk has it at once (the complaint is recorded right after the report).
+    let position = app.head().await;
     let complaints = ok_json(
         app.get(&format!("/v1/complaints?min_position={position}"), &app.sbb()).await,
         StatusCode::OK,
@@ -635,9 +657,16 @@ async fn the_event_store_and_read_models_hold_no_plaintext_description_or_ground
         app.report_step(&report, "signal", &app.school(), json!({})).await;
         grounds.push(ground.as_str());
     }
-    let head = app.head().await;
-    ok_json(app.get(&format!("/v1/signals?min_position={head}"), &app.sbb()).await, StatusCode::OK)
-        .await;
+    let report = app.file("s-99", discrimination(COMPANY)).await;
+    let summary = "The trainer refused her twice for her background.";
+    app.report_step(&report, "escalation", &app.school(), json!({"summary": summary})).await;
+    let head = app.release().await;
+    let overview = ok_json(
+        app.get(&format!("/v1/signals?min_position={head}"), &app.sbb()).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(overview["companies"][0]["signals"], 12, "every signal was released");
     let stored: Vec<String> = sqlx::query_scalar(
         "SELECT payload::text FROM events
          UNION ALL SELECT payload::text FROM snapshots
@@ -649,6 +678,7 @@ async fn the_event_store_and_read_models_hold_no_plaintext_description_or_ground
     assert!(stored.len() > 24, "reports and signals are stored");
     for text in &stored {
         assert!(!text.contains("do not take interns"), "a description in the clear: {text}");
+        assert!(!text.contains("refused her twice"), "a complaint summary in the clear: {text}");
         for ground in &grounds {
             assert!(
                 !text.contains(&format!("\"{ground}\"")),
@@ -743,6 +773,13 @@ async fn sbb_and_companies_never_see_a_students_id_description_or_date_of_birth(
     body["placement_id"] = json!(placement);
     let report = app.file("stu-4711", body).await;
     app.report_step(&report, "signal", &app.school(), json!({})).await;
+    app.release().await;
+    let signal_ids: Vec<String> =
+        sqlx::query_scalar("SELECT aggregate_id FROM events WHERE aggregate_type = 'signal'")
+            .fetch_all(&app.pool)
+            .await
+            .expect("signals");
+    assert_eq!(signal_ids.len(), 1, "the signal was released");
     let escalated = app
         .report_step(&report, "escalation", &app.school(), json!({"summary": "Refused on origin."}))
         .await;
@@ -797,9 +834,13 @@ async fn sbb_and_companies_never_see_a_students_id_description_or_date_of_birth(
         seen.extend(app.feed(&token).await);
     }
     let text = Value::Array(seen).to_string();
-    for secret in ["stu-4711", DESCRIPTION, &born.to_string(), "date_of_birth"] {
+    for secret in ["stu-4711", DESCRIPTION, &born.to_string(), "date_of_birth", "\"grounds\""] {
         assert!(!text.contains(secret), "{secret} reaches SBB or the company");
     }
+    // No single signal reaches SBB's or the company's feed, nor the evidence
+    // behind the investigation the company.
+    assert!(!text.contains("signal_received"), "a signal in a feed");
+    assert!(!text.contains(&signal_ids[0]), "a signal id reaches SBB or the company");
     // The company did read its placement and the investigation: the walk saw them.
     assert!(text.contains(&placement) && text.contains(id));
 }
@@ -869,4 +910,68 @@ async fn g3_a_support_need_is_sealed_read_only_by_school_and_student_and_erased_
     )
     .await;
     assert!(view.get("support_need").is_none(), "{view}");
+}
+
+#[tokio::test]
+async fn d4_a_signal_is_not_released_once_the_student_withdraws_consent() {
+    let app = spawn_app().await;
+    app.recognised_company(COMPANY).await;
+    let report = app.file("s-1", discrimination(COMPANY)).await;
+    app.report_step(&report, "signal", &app.school(), json!({})).await;
+    app.report_step(&report, "consent", &app.student_of(SCHOOL, "s-1"), json!({"consent": false}))
+        .await;
+    app.release().await;
+    let signals: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'signal'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(signals, 0, "no consent, no signal (D4)");
+    // With consent back, the next release sends it, once.
+    app.report_step(&report, "consent", &app.student_of(SCHOOL, "s-1"), json!({"consent": true}))
+        .await;
+    app.release().await;
+    app.release().await;
+    let signals: Vec<(String, Value)> =
+        sqlx::query_as("SELECT aggregate_id, metadata FROM events WHERE aggregate_type = 'signal'")
+            .fetch_all(&app.pool)
+            .await
+            .expect("signals");
+    assert_eq!(signals.len(), 1);
+    // Recorded by the system: no person and no request ties it to the school's forwarding.
+    let metadata = signals[0].1.to_string();
+    assert!(!metadata.contains("request_id") && !metadata.contains("tester"), "{metadata}");
+}
+
+#[tokio::test]
+async fn refused_filings_create_no_key_and_erasure_reaches_the_complaint_desk() {
+    let app = spawn_app().await;
+    app.recognised_company(COMPANY).await;
+    let keys = || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM subject_keys")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+        n
+    };
+    let mut bare = discrimination(COMPANY);
+    bare["grounds"] = json!([]);
+    let response = app.post("/v1/reports", &app.student_of(SCHOOL, "s-1"), bare).await;
+    problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(keys().await, 0, "a refused filing creates no key");
+    let report = app.file("s-1", discrimination(COMPANY)).await;
+    let summary = "Refused twice on\nher background.";
+    app.report_step(&report, "escalation", &app.school(), json!({"summary": summary})).await;
+    let head = app.head().await;
+    let desk = format!("/v1/complaints?min_position={head}");
+    let complaints = ok_json(app.get(&desk, &app.sbb()).await, StatusCode::OK).await;
+    assert_eq!(complaints["items"][0]["summary"], summary);
+    ok_json(
+        app.post("/v1/erasures", &app.school(), json!({"student_id": "s-1"})).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let complaints = ok_json(app.get(&desk, &app.sbb()).await, StatusCode::OK).await;
+    assert_eq!(complaints["items"][0]["summary"], json!({"erased": true}));
+    assert_eq!(complaints["items"][0]["school"], SCHOOL, "the case itself stays");
 }

@@ -55,6 +55,8 @@ pub struct ApiConfig {
     pub master_key: std::sync::Arc<MasterKey>,
     /// Working days a school has to acknowledge a report before it is overdue (D4).
     pub report_ack_working_days: u32,
+    /// How often forwarded signals are released to SBB, as one batch (D4).
+    pub signal_release_interval: Duration,
 }
 
 /// The path of the one bulk operation, which takes larger bodies.
@@ -81,6 +83,10 @@ impl ApiConfig {
             // One school week: soon enough that a student is not left waiting,
             // long enough for a part-time reporting-point officer.
             report_ack_working_days: 5,
+            // Daily: a batch of a day's signals in random order says nothing
+            // about any one report; SBB acts on patterns, urgent cases come
+            // as complaints, which are delivered at once.
+            signal_release_interval: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 mod conditional;
 pub mod config;
+pub mod delivery;
 mod extract;
 mod idempotency;
 pub mod openapi;

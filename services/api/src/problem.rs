@@ -342,7 +342,8 @@ impl From<ReportError> for ApiError {
             E::GroundsRequired => Self::invalid("grounds", &error, rule),
             E::PlacementAtOtherCompany => Self::invalid("placement_id", &error, rule),
             E::ConversationNotSafe => Self::invalid("safe_for_student", &error, rule),
-            E::HeldInFuture => Self::invalid("held_on", &error, rule),
+            E::HeldInFuture | E::HeldBeforeFiling => Self::invalid("held_on", &error, rule),
+            E::OutcomeNotBacked => Self::invalid("outcome", &error, rule),
             E::ReplacementOfOtherStudent
             | E::ReplacementAtReportedCompany
             | E::ReplacementMustReplace(_)
@@ -368,6 +369,7 @@ impl From<InvestigationError> for ApiError {
             E::EvidenceOfOtherCompany => Self::invalid("signal_ids", &error, rule),
             E::AlreadyConcluded => Self::refused("already-concluded", &error, rule),
             E::NotHeard(_) => Self::refused("not-heard", &error, rule),
+            E::NothingToReinstate => Self::refused("nothing-to-reinstate", &error, rule),
             E::HeldInFuture => Self::invalid("held_on", &error, rule),
         }
     }

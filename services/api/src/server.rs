@@ -133,6 +133,8 @@ impl App {
             config: Arc::new(config),
             shutdown: shutdown_rx,
         };
+        let release = state.config.signal_release_interval;
+        workers.push(tokio::spawn(crate::delivery::run(state.clone(), release)));
         Ok(Self { router: router(state.clone()), state, workers, shutdown })
     }
 
@@ -204,7 +206,8 @@ pub fn router(state: AppState) -> Router {
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
+                // The path only: a query string may name a student (`?student_id=`).
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
             })
             // One line per request at INFO, carrying the span (and so the request id).
             .on_response(DefaultOnResponse::new().level(Level::INFO)),

@@ -9,8 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::Visibility;
+use crate::protected::Sealed;
 use crate::report::ReportKind;
-use crate::values::{CompanyId, Description, SchoolId};
+use crate::values::{CompanyId, SchoolId};
 
 /// SBB's complaint desk received a school's escalation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -22,8 +23,9 @@ pub struct ComplaintReceived {
     pub school: SchoolId,
     /// What was reported.
     pub kind: ReportKind,
-    /// The school's summary for SBB, written for SBB's eyes: no student's name or number.
-    pub summary: Description,
+    /// The school's summary for SBB, sealed under the student's key (a copy of
+    /// the escalation's): SBB reads it, and it is erased with the student's data.
+    pub summary: Sealed,
     /// The day.
     pub received_on: NaiveDate,
 }

@@ -59,12 +59,31 @@ impl PartialEq for Cipher {
     }
 }
 
+/// The smallest sealed plaintext, in bytes. Ciphertext is as long as its
+/// plaintext, and events outlive an erased key: unpadded, a one-ground list
+/// would name its ground by its length alone (`"age"` vs
+/// `"sexual_orientation"`), and "no support need" would show as `null`. Every
+/// list of grounds and every short text fits this bucket.
+pub const MIN_SEALED_LEN: usize = 512;
+
+/// Pads JSON with spaces (trailing whitespace is valid JSON) to the smallest
+/// length of the form `MIN_SEALED_LEN × 2ⁿ` that holds it, so a sealed value
+/// tells only its size class.
+fn pad(mut json: Vec<u8>) -> Vec<u8> {
+    let mut bucket = MIN_SEALED_LEN;
+    while bucket < json.len() {
+        bucket = bucket.saturating_mul(2);
+    }
+    json.resize(bucket, b' ');
+    json
+}
+
 impl Cipher {
-    /// Seals a value as JSON.
+    /// Seals a value as JSON, padded to its size class.
     pub fn seal<T: Serialize>(&self, value: &T) -> Sealed {
         // Serialising our own plain data types to JSON cannot fail.
         let json = serde_json::to_vec(value).expect("plain data serialises");
-        self.0.seal(&json)
+        self.0.seal(&pad(json))
     }
 
     /// Opens a value sealed with [`Cipher::seal`].
@@ -139,5 +158,25 @@ pub(crate) mod testing {
 
     pub(crate) fn cipher() -> Cipher {
         Cipher(Arc::new(Reversing))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::cipher;
+    use super::*;
+
+    #[test]
+    fn sealed_values_tell_only_their_size_class() {
+        let short = cipher().seal(&vec!["age"]);
+        let long = cipher().seal(&vec!["sexual_orientation", "disability_or_illness"]);
+        let none = cipher().seal(&None::<String>);
+        assert_eq!(short.data.len(), MIN_SEALED_LEN);
+        assert_eq!(long.data.len(), MIN_SEALED_LEN);
+        assert_eq!(none.data.len(), MIN_SEALED_LEN);
+        let text = "x".repeat(MIN_SEALED_LEN + 1);
+        assert_eq!(cipher().seal(&text).data.len(), 2 * MIN_SEALED_LEN);
+        assert_eq!(cipher().open::<Vec<String>>(&short), Protected::Readable(vec!["age".into()]));
+        assert_eq!(cipher().open::<Option<String>>(&none), Protected::Readable(None));
     }
 }

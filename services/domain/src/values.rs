@@ -32,6 +32,13 @@ pub struct InvalidValue(pub String);
 /// Defines a trimmed, length-bounded text newtype.
 macro_rules! bounded_text {
     ($(#[$doc:meta])* $name:ident, $max:expr) => {
+        bounded_text!($(#[$doc])* $name, $max, |c: char| c.is_control());
+    };
+    ($(#[$doc:meta])* $name:ident, $max:expr, multiline) => {
+        // Line breaks and tabs are part of an account in a person's own words.
+        bounded_text!($(#[$doc])* $name, $max, |c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+    };
+    ($(#[$doc:meta])* $name:ident, $max:expr, $refused:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -52,7 +59,7 @@ macro_rules! bounded_text {
                 if trimmed.chars().count() > Self::MAX_CHARS {
                     return Err(InvalidValue(format!("must be at most {} characters", Self::MAX_CHARS)));
                 }
-                if trimmed.chars().any(char::is_control) {
+                if trimmed.chars().any($refused) {
                     return Err(InvalidValue("must not contain control characters".into()));
                 }
                 Ok(Self(trimmed.to_owned()))
@@ -257,7 +264,8 @@ bounded_text!(
     /// A student's own account in a report, or a school's summary for SBB's
     /// complaint desk. A report's description is sealed before it is stored.
     Description,
-    10000
+    10000,
+    multiline
 );
 bounded_text!(
     /// One learning goal (leerdoel) of a student or an agreement.
@@ -590,5 +598,18 @@ impl TryFrom<String> for Quarter {
 impl From<Quarter> for String {
     fn from(value: Quarter) -> Self {
         value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod multiline_tests {
+    use super::*;
+
+    #[test]
+    fn d1_a_students_account_keeps_its_paragraphs_but_no_other_control_characters() {
+        let account = "First they asked where I am from.\n\nThen:\tno place for me.";
+        assert_eq!(Description::parse(account).map(|d| d.to_string()), Ok(account.to_owned()));
+        assert!(Description::parse("a\u{0}b").is_err());
+        assert!(Reason::parse("one\nline").is_err(), "single-line texts stay single-line");
     }
 }

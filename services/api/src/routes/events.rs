@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use stagepact_domain::catalog;
@@ -129,10 +129,9 @@ fn parse(raw: Option<&str>) -> Result<Params, ApiError> {
 fn visibility(principal: &Principal) -> Result<FeedFilter, ApiError> {
     let org = principal.org.clone().unwrap_or_default();
     let audience = match principal.role {
+        // Not signals: SBB reads those only as suppressed counts (`listSignals`).
         Role::Sbb => Audience {
-            whole_types: ["company", "signal", "complaint", "investigation"]
-                .map(str::to_owned)
-                .to_vec(),
+            whole_types: ["company", "complaint", "investigation"].map(str::to_owned).to_vec(),
             party: None,
         },
         Role::School => Audience {
@@ -169,13 +168,22 @@ pub(crate) fn cloud_event(principal: &Principal, event: LoggedEvent) -> CloudEve
             object.remove(field);
         }
     }
-    // A company knows its intern in person, never by the school's number
-    // (DESIGN §6): placement events reach it without the student's id.
-    if event.aggregate_type == "placement"
-        && principal.role == Role::Company
-        && let Some(student) = data.get_mut("student").and_then(Value::as_object_mut)
-    {
-        student.remove("student_id");
+    if principal.role == Role::Company {
+        // A company knows its intern in person, never by the school's number
+        // (DESIGN §6): placement events reach it without the student's id.
+        if event.aggregate_type == "placement"
+            && let Some(student) = data.get_mut("student").and_then(Value::as_object_mut)
+        {
+            student.remove("student_id");
+        }
+        // An investigated company is heard, but not told what evidence of
+        // which students led to it.
+        if event.aggregate_type == "investigation"
+            && let Some(object) = data.as_object_mut()
+        {
+            object.remove("signal_ids");
+            object.remove("complaint_id");
+        }
     }
     let schema_file =
         format!("{}.v{}.json", kind.rsplit('.').next().unwrap_or_default(), event.event_version);
@@ -184,11 +192,7 @@ pub(crate) fn cloud_event(principal: &Principal, event: LoggedEvent) -> CloudEve
         id: format!("{}:{}:{}", event.aggregate_type, event.aggregate_id, event.sequence),
         source: format!("/v1/{}/{}", collection(&event.aggregate_type), event.aggregate_id),
         subject: event.aggregate_id,
-        time: if event.aggregate_type == "signal" {
-            month_of(event.recorded_at)
-        } else {
-            event.recorded_at
-        },
+        time: event.recorded_at,
         datacontenttype: "application/json",
         dataschema: format!("/schemas/{}/{schema_file}", event.aggregate_type),
         position: event.position,
@@ -213,15 +217,6 @@ pub(crate) async fn cloud_events(
         event.data = data;
     }
     Ok(events)
-}
-
-/// D4: a signal carries no date finer than a month, so its CloudEvent `time`
-/// is the first instant of the month it was recorded in.
-fn month_of(time: DateTime<Utc>) -> DateTime<Utc> {
-    time.date_naive()
-        .with_day(1)
-        .and_then(|day| day.and_hms_opt(0, 0, 0))
-        .map_or(time, |start| start.and_utc())
 }
 
 fn collection(aggregate_type: &str) -> String {

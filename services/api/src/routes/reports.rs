@@ -15,11 +15,9 @@ use axum::response::Response;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use stagepact_domain::company::Company;
-use stagepact_domain::complaint::{Complaint, ComplaintReceived};
 use stagepact_domain::placement::{Placement, PlacementRecord, PlacementStatus};
 use stagepact_domain::protected::{Protected, Sealed};
 use stagepact_domain::report::*;
-use stagepact_domain::signal::{ReceiveSignal, Signal};
 use stagepact_domain::student::student_key;
 use stagepact_domain::values::{CompanyId, Description, SchoolId, StudentNumber};
 use stagepact_store::Denial;
@@ -34,13 +32,10 @@ use super::{
     page, page_limit, tagged, today,
 };
 use crate::auth::{Principal, Role};
+use crate::delivery;
 use crate::extract::{AppJson, AppQuery, Fields};
 use crate::problem::{ApiError, FieldError};
 use crate::server::AppState;
-
-/// The data subject whose key seals SBB's signal grounds. Signals are
-/// anonymised, not any student's data: they stay when a student is erased.
-pub const SIGNALS_SUBJECT: &str = "sbb-signals";
 
 // ---------------------------------------------------------------------------
 // Bodies
@@ -452,7 +447,7 @@ pub async fn file_report(
             Some(record.company_id.clone())
         }
     };
-    let cipher = command.state.vault.cipher_for(&student_key(&school, &student_id)).await?;
+    let subject = student_key(&school, &student_id);
     let id = Uuid::new_v4();
     let filing = Filing {
         school,
@@ -466,6 +461,9 @@ pub async fn file_report(
         consent_to_forward: body.consent_to_forward,
         filed_on: today(),
     };
+    // The rules first: a refused filing does not even create the student's key.
+    filing.check(placement_company.as_ref())?;
+    let cipher = command.state.vault.cipher_for(&subject).await?;
     let committed = command
         .run::<Report>(&id.to_string(), ReportCommand::File { filing, cipher, placement_company })
         .await?;
@@ -590,58 +588,31 @@ pub async fn set_forwarding_consent(
 
 /// The school forwards an anonymised signal to SBB (D4), only with the
 /// student's consent: the company, the kind, the grounds and the quarter —
-/// nothing that leads back to the student.
+/// nothing that leads back to the student. SBB receives it with the next
+/// release of signals (see `delivery`), in a batch, so its time and place in
+/// the log do not point back to this report; if the student withdraws consent
+/// before then, it is not sent.
 #[utoipa::path(post, path = "/v1/reports/{report_id}/signal", operation_id = "forwardSignal", tag = "reports",
     params(("report_id" = String, Path, description = "The report"), CommandHeaders),
-    responses((status = 202, description = "Forwarded", body = ReportAccepted), CommandProblems),
+    responses((status = 202, description = "Forwarded: released to SBB with the next batch", body = ReportAccepted), CommandProblems),
     security(("bearer" = [])))]
 pub async fn forward_signal(
     command: CommandContext,
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = report_id(&raw_id)?;
-    let (record, version) = command.report(id, &[Role::School]).await?;
+    let (record, _) = command.report(id, &[Role::School]).await?;
     let opener = command.state.vault.opener([record.filed.grounds.sealed]).await?;
     let grounds: Protected<Vec<Ground>> = opener.open(&record.filed.grounds);
-    // The report records the forwarding, then SBB's signal is recorded. After a
-    // crash between the two, a retry finishes the signal instead of refusing.
-    let (signal_id, on_report) = match record.signal_id {
-        Some(signal_id) if !command.exists::<Signal>(signal_id).await? => (signal_id, None),
-        _ => {
-            let signal_id = Uuid::new_v4();
-            let forward = ReportCommand::ForwardSignal { signal_id, grounds: grounds.clone() };
-            (signal_id, Some(command.on_report(id, &[Role::School], forward).await?))
-        }
-    };
-    let grounds = grounds.readable().ok_or(ReportError::ContentErased)?;
-    let signal = ReceiveSignal {
-        company_id: record.filed.company_id.clone(),
-        kind: record.filed.kind,
-        grounds,
-        filed_on: record.filed.filed_on,
-        cipher: command.state.vault.cipher_for(SIGNALS_SUBJECT).await?,
-    };
-    let beside = command.run_beside::<Signal>(&signal_id.to_string(), signal).await?;
-    // The report's version (what the caller holds), and the later position,
-    // so a read with `min_position` sees SBB's side too.
-    let version = on_report.map_or(version, |c| c.version);
-    let committed = stagepact_store::Committed { version, ..beside };
+    let signal_id = Uuid::new_v4();
+    let forward = ReportCommand::ForwardSignal { signal_id, grounds };
+    let committed = command.on_report(id, &[Role::School], forward).await?;
     Ok(answer(id, committed, Some(signal_id), None))
 }
 
-impl CommandContext {
-    /// Whether aggregate `A` with `id` has any event.
-    async fn exists<A>(&self, id: Uuid) -> Result<bool, ApiError>
-    where
-        A: cqrs_es::Aggregate<Services = ()>,
-    {
-        let (_, version) = self.state.bus.load::<A>(&id.to_string()).await?;
-        Ok(version > 0)
-    }
-}
-
 /// The school escalates the report to SBB's complaint desk (D5) with a
-/// summary for SBB; SBB gets a complaint that names the school, never the student.
+/// summary for SBB; SBB gets a complaint that names the school, never the
+/// student. The summary is sealed under the student's key, like the report.
 #[utoipa::path(post, path = "/v1/reports/{report_id}/escalation", operation_id = "escalateToSbb", tag = "reports",
     request_body = EscalateRequest,
     params(("report_id" = String, Path, description = "The report"), CommandHeaders),
@@ -656,31 +627,18 @@ pub async fn escalate_to_sbb(
     let mut fields = Fields::default();
     let summary = fields.parse("summary", Description::parse(&body.summary));
     let summary = fields.finish(summary)?;
-    let (record, version) = command.report(id, &[Role::School]).await?;
-    // As with signals: the report first, then SBB's complaint; a retry after a
-    // crash between the two finishes the complaint.
-    let (complaint_id, on_report) = match record.complaint_id {
-        Some(complaint_id) if !command.exists::<Complaint>(complaint_id).await? => {
-            (complaint_id, None)
-        }
-        _ => {
-            let complaint_id = Uuid::new_v4();
-            let escalate = ReportCommand::Escalate { complaint_id };
-            (complaint_id, Some(command.on_report(id, &[Role::School], escalate).await?))
-        }
-    };
-    let complaint = ComplaintReceived {
-        company_id: record.filed.company_id.clone(),
-        school: record.filed.school.clone(),
-        kind: record.filed.kind,
-        summary,
-        received_on: today(),
-    };
-    let beside = command.run_beside::<Complaint>(&complaint_id.to_string(), complaint).await?;
-    // The report's version (what the caller holds), and the later position,
-    // so a read with `min_position` sees SBB's side too.
-    let version = on_report.map_or(version, |c| c.version);
-    let committed = stagepact_store::Committed { version, ..beside };
+    let (record, _) = command.report(id, &[Role::School]).await?;
+    if record.escalation.is_some() {
+        return Err(ReportError::AlreadyEscalated.into());
+    }
+    let cipher = command.state.vault.cipher_for(&record.subject()).await?;
+    let complaint_id = Uuid::new_v4();
+    let escalate = ReportCommand::Escalate { complaint_id, summary, cipher };
+    let committed = command.on_report(id, &[Role::School], escalate).await?;
+    // SBB's desk gets it now; should that fail, the delivery round does it.
+    if let Err(error) = delivery::deliver_complaint(&command.state, id).await {
+        tracing::warn!(%error, "a complaint waits for the next delivery round");
+    }
     Ok(answer(id, committed, None, Some(complaint_id)))
 }
 
@@ -777,7 +735,7 @@ fn view(
             .collect(),
         replacement_placements: record.replacement_placements.clone(),
         signal_forwarded: record.signal_id.is_some(),
-        escalated: record.complaint_id.is_some(),
+        escalated: record.escalation.is_some(),
         closed: record
             .closed
             .as_ref()

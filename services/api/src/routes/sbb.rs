@@ -4,9 +4,10 @@
 //!
 //! Only SBB acts here. SBB never learns a student's identity: a signal carries
 //! the company, the kind, the grounds and the quarter; a complaint names the
-//! school. Counts of signals are suppressed below [`SUPPRESS_BELOW`], and a
-//! company's signal ids are listed only when its count is shown, so a single
-//! signal cannot be singled out.
+//! school. SBB sees signals only as counts: suppressed below
+//! [`SUPPRESS_BELOW`] (with the other cells of a breakdown when one is), a
+//! company's signal ids listed only when its count is shown, and no signal in
+//! SBB's event feed — so a single signal cannot be singled out.
 
 use std::collections::BTreeMap;
 
@@ -16,25 +17,23 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use stagepact_domain::company::{
-    Company, CompanyCommand, RecognitionReinstated, RecognitionRevoked,
-};
+use stagepact_domain::company::Company;
 use stagepact_domain::complaint::Complaint;
 use stagepact_domain::investigation::*;
 use stagepact_domain::report::Ground;
 use stagepact_domain::signal::Signal;
-use stagepact_domain::values::{CompanyId, Reason};
-use stagepact_store::CommandError;
+use stagepact_domain::values::CompanyId;
 use stagepact_store::cases::{self, CaseEntry, CaseKind};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::companies::{ReadQuery, SbbCommand};
 use super::{
-    CommandContext, CommandHeaders, CommandProblems, ReadProblems, accepted, page, page_limit,
-    tagged, today,
+    CommandContext, CommandHeaders, CommandProblems, ProtectedText, ReadProblems, accepted, page,
+    page_limit, tagged, today,
 };
 use crate::auth::{Principal, Role};
+use crate::delivery;
 use crate::extract::{AppJson, AppQuery, Fields};
 use crate::problem::{ApiError, FieldError};
 use crate::server::AppState;
@@ -147,8 +146,15 @@ async fn all<K: CaseKind>(
     }
 }
 
+/// A breakdown's cells. When one cell is suppressed, all are: otherwise the
+/// shown total minus the shown cells would give the suppressed one away.
 fn cells(counts: BTreeMap<String, usize>) -> Vec<Cell> {
-    counts.into_iter().map(|(key, n)| Cell { key, count: Count::of(n) }).collect()
+    let any_small = counts.values().any(|n| !Count::of(*n).shown());
+    let suppressed = Count::Suppressed(Suppressed::Suppressed);
+    counts
+        .into_iter()
+        .map(|(key, n)| Cell { key, count: if any_small { suppressed } else { Count::of(n) } })
+        .collect()
 }
 
 /// Anonymised signals from schools, counted per company by kind, ground and
@@ -218,8 +224,8 @@ pub struct ComplaintView {
     pub school: String,
     /// What was reported.
     pub kind: String,
-    /// The school's summary.
-    pub summary: String,
+    /// The school's summary; `{"erased": true}` once the student's data is erased.
+    pub summary: ProtectedText,
     /// When SBB received it.
     pub received_on: NaiveDate,
 }
@@ -268,6 +274,7 @@ pub async fn list_complaints(
         cases::list::<Complaint>(&state.pool, query.company_id.as_deref(), query.after, limit + 1)
             .await?;
     let (entries, next) = page(rows, limit, |e| e.id);
+    let opener = state.vault.opener(entries.iter().map(|e| e.record.summary.sealed)).await?;
     let items = entries
         .into_iter()
         .map(|e| ComplaintView {
@@ -275,7 +282,7 @@ pub async fn list_complaints(
             company_id: e.record.company_id.to_string(),
             school: e.record.school.to_string(),
             kind: e.record.kind.as_str().to_owned(),
-            summary: e.record.summary.to_string(),
+            summary: ProtectedText::of(opener.open(&e.record.summary)),
             received_on: e.record.received_on,
         })
         .collect();
@@ -320,10 +327,6 @@ pub struct ConcludeRequest {
     /// The outcome; revoked and reinstated change the company's recognition.
     #[schema(value_type = String, pattern = "^(recognition_revoked|recognition_reinstated|measures_agreed|unfounded)$")]
     pub outcome: InvestigationOutcome,
-    /// SBB's reason for the recognition decision (default: the investigation's outcome).
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 2000)]
-    pub reason: Option<String>,
 }
 
 /// What an investigation command recorded.
@@ -356,9 +359,9 @@ pub struct InvestigationView {
     pub version: i64,
     /// The company.
     pub company_id: String,
-    /// The signals that led to it.
+    /// The signals that led to it (SBB only; empty for the company).
     pub signal_ids: Vec<Uuid>,
-    /// The complaint that led to it.
+    /// The complaint that led to it (SBB only).
     pub complaint_id: Option<Uuid>,
     /// When it was opened.
     pub opened_on: NaiveDate,
@@ -492,9 +495,10 @@ fn exists(investigation: &Investigation, id: Uuid) -> Result<(), stagepact_store
     }
 }
 
-/// SBB concludes an investigation once both sides are heard (D5). A conclusion
-/// of revoked or reinstated records the matching recognition event on the
-/// company first, so the placement reactions for its other interns follow.
+/// SBB concludes an investigation once both sides are heard (D5). A
+/// conclusion of revoked or reinstated leads to the matching recognition event
+/// on the company (reinstated only lifts a suspension made for this
+/// investigation), so the placement reactions for its other interns follow.
 #[utoipa::path(post, path = "/v1/investigations/{investigation_id}/conclusion", operation_id = "concludeInvestigation", tag = "sbb",
     request_body = ConcludeRequest,
     params(("investigation_id" = String, Path, description = "The investigation"), CommandHeaders),
@@ -506,74 +510,32 @@ pub async fn conclude_investigation(
     AppJson(body): AppJson<ConcludeRequest>,
 ) -> Result<Response, ApiError> {
     let id = investigation_id(&raw_id)?;
-    let mut fields = Fields::default();
-    let reason = match body.reason.as_deref() {
-        Some(text) => fields.parse("reason", Reason::parse(text)),
-        None => Reason::parse(&format!("investigation {id}: {}", outcome_text(body.outcome))).ok(),
-    };
-    let reason = fields.finish(reason)?;
-    let conclusion = InvestigationConcluded { outcome: body.outcome, concluded_on: today() };
-    // Decide on the investigation as it stands first (pure): a refused
-    // conclusion (twice, or a side not heard) changes no recognition.
     let (investigation, _) = command.state.bus.load::<Investigation>(&id.to_string()).await?;
     exists(&investigation, id)?;
-    investigation.decide(InvestigationCommand::Conclude(conclusion.clone()))?;
-    let company = investigation.record().map(|r| r.opened.company_id.clone());
-    if let Some(company) = company {
-        apply_outcome(&command, &company, body.outcome, reason).await?;
-    }
-    let committed = command
-        .run_guarded::<Investigation>(
-            &id.to_string(),
-            InvestigationCommand::Conclude(conclusion),
-            |i| exists(i, id),
-        )
-        .await?;
-    Ok(answer(id, committed, StatusCode::ACCEPTED))
-}
-
-fn outcome_text(outcome: InvestigationOutcome) -> &'static str {
-    match outcome {
-        InvestigationOutcome::RecognitionRevoked => "concluded, recognition revoked",
-        InvestigationOutcome::RecognitionReinstated => "concluded, recognition reinstated",
-        InvestigationOutcome::MeasuresAgreed => "concluded, measures agreed",
-        InvestigationOutcome::Unfounded => "concluded, unfounded",
-    }
-}
-
-/// Brings the company's recognition to what the outcome says. Already there
-/// (revoked before, or not suspended to reinstate) counts as done, so a retry
-/// after a crash between this and the conclusion completes.
-async fn apply_outcome(
-    command: &CommandContext,
-    company: &CompanyId,
-    outcome: InvestigationOutcome,
-    reason: Reason,
-) -> Result<(), ApiError> {
-    use stagepact_domain::company::CompanyError;
-    let change = match outcome {
-        InvestigationOutcome::RecognitionRevoked => {
-            CompanyCommand::RevokeRecognition(RecognitionRevoked { reason, qualification: None })
+    let suspended_by_it = match investigation.record() {
+        Some(record) => {
+            let company = record.opened.company_id.as_str();
+            let (company, _) = command.state.bus.load::<Company>(company).await?;
+            company
+                .record()
+                .and_then(|c| c.suspension.as_ref())
+                .is_some_and(|s| s.investigation_id == Some(id))
         }
-        InvestigationOutcome::RecognitionReinstated => {
-            CompanyCommand::ReinstateRecognition(RecognitionReinstated { reason })
-        }
-        InvestigationOutcome::MeasuresAgreed | InvestigationOutcome::Unfounded => return Ok(()),
+        None => false,
     };
-    match command.try_beside::<Company>(company.as_str(), change).await {
-        Ok(_) => Ok(()),
-        Err(CommandError::Rejected(CompanyError::Revoked))
-            if outcome == InvestigationOutcome::RecognitionRevoked =>
-        {
-            Ok(())
-        }
-        Err(CommandError::Rejected(CompanyError::NotSuspended))
-            if outcome == InvestigationOutcome::RecognitionReinstated =>
-        {
-            Ok(())
-        }
-        Err(error) => Err(error.into()),
+    let conclusion = InvestigationCommand::Conclude {
+        concluded: InvestigationConcluded { outcome: body.outcome, concluded_on: today() },
+        suspended_by_it,
+    };
+    // The conclusion first (with If-Match); its recognition consequence
+    // follows from it, now or, after a crash, in the next delivery round.
+    let committed = command
+        .run_guarded::<Investigation>(&id.to_string(), conclusion, |i| exists(i, id))
+        .await?;
+    if let Err(error) = delivery::apply_conclusion(&command.state, id).await {
+        tracing::warn!(%error, "a conclusion's recognition change waits for the next delivery round");
     }
+    Ok(answer(id, committed, StatusCode::ACCEPTED))
 }
 
 /// One investigation (SBB; the company investigated).
@@ -597,12 +559,15 @@ pub async fn get_investigation(
     if principal.role == Role::Company && !principal.is_company(record.opened.company_id.as_str()) {
         return Err(ApiError::Forbidden("a company reads only investigations of itself".into()));
     }
+    // The company is heard, but learns nothing of the evidence's makeup: how
+    // many signals, or that a complaint, could point to the students behind it.
+    let sbb = principal.role == Role::Sbb;
     let view = InvestigationView {
         investigation_id: id,
         version: entry.version,
         company_id: record.opened.company_id.to_string(),
-        signal_ids: record.opened.signal_ids,
-        complaint_id: record.opened.complaint_id,
+        signal_ids: if sbb { record.opened.signal_ids } else { Vec::new() },
+        complaint_id: record.opened.complaint_id.filter(|_| sbb),
         opened_on: record.opened.opened_on,
         hearings: record
             .hearings

@@ -300,12 +300,11 @@ fn m4_a_company_takes_part_in_matching_until_it_opts_out() {
         .given(vec![registered()])
         .when(participation(true))
         .then_expect_events(vec![]);
-    CompanyTest::with(())
-        .given(vec![registered()])
-        .when(participation(false))
-        .then_expect_events(vec![CompanyEvent::MatchingParticipationSet(
-            MatchingParticipationSet { participates: false },
-        )]);
+    CompanyTest::with(()).given(vec![registered()]).when(participation(false)).then_expect_events(
+        vec![CompanyEvent::MatchingParticipationSet(MatchingParticipationSet {
+            participates: false,
+        })],
+    );
     let out = record_after(vec![
         registered(),
         CompanyEvent::MatchingParticipationSet(MatchingParticipationSet { participates: false }),

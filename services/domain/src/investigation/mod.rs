@@ -120,8 +120,14 @@ pub enum InvestigationCommand {
         /// Today.
         today: NaiveDate,
     },
-    /// SBB concludes.
-    Conclude(InvestigationConcluded),
+    /// SBB concludes; `suspended_by_it` says whether the company's running
+    /// suspension names this investigation (looked up by the caller).
+    Conclude {
+        /// The conclusion.
+        concluded: InvestigationConcluded,
+        /// Whether the company is suspended for this investigation.
+        suspended_by_it: bool,
+    },
 }
 
 /// Why an investigation command was refused. Each refusal names its rule.
@@ -142,6 +148,9 @@ pub enum InvestigationError {
     /// D5: both sides are heard before SBB concludes.
     #[error("both sides are heard before concluding: no hearing of the {0} is recorded")]
     NotHeard(&'static str),
+    /// D5: reinstatement lifts a suspension made for this investigation.
+    #[error("the company is not suspended for this investigation: there is nothing to reinstate")]
+    NothingToReinstate,
     /// A hearing cannot be recorded before it happened.
     #[error("held_on must not be in the future")]
     HeldInFuture,
@@ -232,7 +241,12 @@ impl Investigation {
                 }
                 Ok(InvestigationEvent::HearingRecorded(hearing))
             }
-            C::Conclude(concluded) => {
+            C::Conclude { concluded, suspended_by_it } => {
+                if concluded.outcome == InvestigationOutcome::RecognitionReinstated
+                    && !suspended_by_it
+                {
+                    return Err(InvestigationError::NothingToReinstate);
+                }
                 if !record.heard(HearingParty::Company) {
                     return Err(InvestigationError::NotHeard("company"));
                 }

@@ -30,10 +30,13 @@ fn heard(party: HearingParty) -> InvestigationEvent {
 }
 
 fn conclude() -> InvestigationCommand {
-    InvestigationCommand::Conclude(InvestigationConcluded {
-        outcome: InvestigationOutcome::RecognitionRevoked,
-        concluded_on: day(2026, 11, 24),
-    })
+    InvestigationCommand::Conclude {
+        concluded: InvestigationConcluded {
+            outcome: InvestigationOutcome::RecognitionRevoked,
+            concluded_on: day(2026, 11, 24),
+        },
+        suspended_by_it: true,
+    }
 }
 
 #[test]
@@ -99,4 +102,28 @@ fn d5_an_investigation_is_concluded_once() {
             today: day(2026, 11, 24),
         })
         .then_expect_error(InvestigationError::AlreadyConcluded);
+}
+
+#[test]
+fn d5_reinstatement_lifts_only_a_suspension_made_for_the_investigation() {
+    let reinstate = |suspended_by_it| InvestigationCommand::Conclude {
+        concluded: InvestigationConcluded {
+            outcome: InvestigationOutcome::RecognitionReinstated,
+            concluded_on: day(2026, 11, 24),
+        },
+        suspended_by_it,
+    };
+    InvestigationTest::with(())
+        .given(vec![opened(false), heard(HearingParty::Company)])
+        .when(reinstate(false))
+        .then_expect_error(InvestigationError::NothingToReinstate);
+    InvestigationTest::with(())
+        .given(vec![opened(false), heard(HearingParty::Company)])
+        .when(reinstate(true))
+        .then_expect_events(vec![InvestigationEvent::InvestigationConcluded(
+            InvestigationConcluded {
+                outcome: InvestigationOutcome::RecognitionReinstated,
+                concluded_on: day(2026, 11, 24),
+            },
+        )]);
 }

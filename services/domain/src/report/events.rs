@@ -193,8 +193,11 @@ pub struct SignalForwarded {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportEscalated {
-    /// The complaint SBB received.
+    /// The complaint SBB receives.
     pub complaint_id: Uuid,
+    /// The school's summary for SBB, sealed under the student's key: it is
+    /// about the student's report, so it is erased with their data.
+    pub summary: Sealed,
 }
 
 /// How the school closed a report.

@@ -116,6 +116,10 @@ pub enum ReportCommand {
     Escalate {
         /// The new complaint's id.
         complaint_id: Uuid,
+        /// The school's summary for SBB.
+        summary: Description,
+        /// The student's cipher, to seal it.
+        cipher: Cipher,
     },
     /// The school closes the report (D4).
     Close {
@@ -152,6 +156,14 @@ pub enum ReportError {
     /// D3: a conversation cannot be recorded before it happened.
     #[error("held_on must not be in the future")]
     HeldInFuture,
+    /// D3: a conversation about a report follows the report.
+    #[error("held_on must not be before the report was filed")]
+    HeldBeforeFiling,
+    /// D4: `replaced` needs a replacement placement, `handed_to_sbb` an escalation.
+    #[error(
+        "the outcome is not backed by the steps recorded: `replaced` needs a replacement placement, `handed_to_sbb` an escalation"
+    )]
+    OutcomeNotBacked,
     /// D1: the replacement is for the reporting student.
     #[error("the replacement placement is not the reporting student's")]
     ReplacementOfOtherStudent,
@@ -194,16 +206,18 @@ impl ReportError {
         match self {
             Self::AlreadyFiled | Self::NotFound | Self::ContentErased => None,
             Self::GroundsRequired => Some("D2"),
-            Self::ConversationNotSafe | Self::HeldInFuture => Some("D3"),
+            Self::ConversationNotSafe | Self::HeldInFuture | Self::HeldBeforeFiling => Some("D3"),
             Self::PlacementAtOtherCompany
             | Self::ReplacementOfOtherStudent
             | Self::ReplacementAtReportedCompany
             | Self::ReplacementMustReplace(_)
             | Self::ReplacementEnded
             | Self::ReplacementDelays(_) => Some("D1"),
-            Self::Closed(_) | Self::ConsentMissing | Self::AlreadyForwarded | Self::NoFollowUp => {
-                Some("D4")
-            }
+            Self::Closed(_)
+            | Self::ConsentMissing
+            | Self::AlreadyForwarded
+            | Self::NoFollowUp
+            | Self::OutcomeNotBacked => Some("D4"),
             Self::AlreadyEscalated => Some("D5"),
         }
     }
@@ -224,8 +238,8 @@ pub struct ReportRecord {
     pub consent_to_forward: bool,
     /// The signal forwarded, if any.
     pub signal_id: Option<Uuid>,
-    /// The complaint at SBB, if escalated.
-    pub complaint_id: Option<Uuid>,
+    /// The escalation to SBB's complaint desk, if any.
+    pub escalation: Option<ReportEscalated>,
     /// The closure.
     pub closed: Option<ReportClosed>,
 }
@@ -240,7 +254,7 @@ impl ReportRecord {
             conversations: vec![],
             replacement_placements: vec![],
             signal_id: None,
-            complaint_id: None,
+            escalation: None,
             closed: None,
         }
     }
@@ -256,7 +270,7 @@ impl ReportRecord {
             }
             ReportEvent::ForwardingConsentSet(e) => self.consent_to_forward = e.consent,
             ReportEvent::SignalForwarded(e) => self.signal_id = Some(e.signal_id),
-            ReportEvent::ReportEscalated(e) => self.complaint_id = Some(e.complaint_id),
+            ReportEvent::ReportEscalated(e) => self.escalation = Some(e.clone()),
             ReportEvent::ReportClosed(e) => self.closed = Some(e.clone()),
         }
     }
@@ -274,7 +288,7 @@ impl ReportRecord {
         !self.conversations.is_empty()
             || !self.replacement_placements.is_empty()
             || self.signal_id.is_some()
-            || self.complaint_id.is_some()
+            || self.escalation.is_some()
     }
 
     /// The last day to acknowledge the report: `working_days` working days
@@ -362,6 +376,9 @@ impl Report {
                 if conversation.held_on > today {
                     return Err(ReportError::HeldInFuture);
                 }
+                if conversation.held_on < record.filed.filed_on {
+                    return Err(ReportError::HeldBeforeFiling);
+                }
                 if conversation.form == ConversationForm::Triangle && !conversation.safe_for_student
                 {
                     return Err(ReportError::ConversationNotSafe);
@@ -395,15 +412,26 @@ impl Report {
                 }
                 ReportEvent::SignalForwarded(SignalForwarded { signal_id })
             }
-            C::Escalate { complaint_id } => {
-                if record.complaint_id.is_some() {
+            C::Escalate { complaint_id, summary, cipher } => {
+                if record.escalation.is_some() {
                     return Err(ReportError::AlreadyEscalated);
                 }
-                ReportEvent::ReportEscalated(ReportEscalated { complaint_id })
+                ReportEvent::ReportEscalated(ReportEscalated {
+                    complaint_id,
+                    summary: cipher.seal(&summary),
+                })
             }
             C::Close { outcome, on } => {
                 if !record.followed_up() {
                     return Err(ReportError::NoFollowUp);
+                }
+                let backed = match outcome {
+                    ReportOutcome::Replaced => !record.replacement_placements.is_empty(),
+                    ReportOutcome::HandedToSbb => record.escalation.is_some(),
+                    _ => true,
+                };
+                if !backed {
+                    return Err(ReportError::OutcomeNotBacked);
                 }
                 ReportEvent::ReportClosed(ReportClosed { outcome, closed_on: on })
             }
@@ -426,17 +454,26 @@ fn closed_action(command: &ReportCommand) -> Option<&'static str> {
     }
 }
 
+impl Filing {
+    /// The rules a filing must meet, decided before anything is sealed (so a
+    /// refused filing does not even create the student's key).
+    pub fn check(&self, placement_company: Option<&CompanyId>) -> Result<(), ReportError> {
+        if self.kind == ReportKind::Discrimination && self.grounds.is_empty() {
+            return Err(ReportError::GroundsRequired);
+        }
+        if placement_company.is_some_and(|company| *company != self.company_id) {
+            return Err(ReportError::PlacementAtOtherCompany);
+        }
+        Ok(())
+    }
+}
+
 fn file(
     filing: Filing,
     cipher: &Cipher,
     placement_company: Option<CompanyId>,
 ) -> Result<ReportEvent, ReportError> {
-    if filing.kind == ReportKind::Discrimination && filing.grounds.is_empty() {
-        return Err(ReportError::GroundsRequired);
-    }
-    if placement_company.is_some_and(|company| company != filing.company_id) {
-        return Err(ReportError::PlacementAtOtherCompany);
-    }
+    filing.check(placement_company.as_ref())?;
     let mut grounds = filing.grounds;
     grounds.sort();
     grounds.dedup();

@@ -81,6 +81,21 @@ fn replacement() -> ReplacementFacts {
     }
 }
 
+fn summary() -> Description {
+    Description::parse("Two refusals on origin this quarter.").expect("valid")
+}
+
+fn escalate(complaint_id: Uuid) -> ReportCommand {
+    ReportCommand::Escalate { complaint_id, summary: summary(), cipher: cipher() }
+}
+
+fn escalated() -> ReportEvent {
+    ReportEvent::ReportEscalated(ReportEscalated {
+        complaint_id: SIGNAL,
+        summary: cipher().seal(&summary()),
+    })
+}
+
 fn readable() -> Protected<Vec<Ground>> {
     Protected::Readable(vec![Ground::Origin])
 }
@@ -292,16 +307,12 @@ fn d4_a_report_is_closed_only_after_a_follow_up_step() {
         ])
         .when(close())
         .then_expect_error(ReportError::NoFollowUp);
-    ReportTest::with(())
-        .given(vec![
-            filed(),
-            ReportEvent::ReportEscalated(ReportEscalated { complaint_id: SIGNAL }),
-        ])
-        .when(close())
-        .then_expect_events(vec![ReportEvent::ReportClosed(ReportClosed {
+    ReportTest::with(()).given(vec![filed(), escalated()]).when(close()).then_expect_events(vec![
+        ReportEvent::ReportClosed(ReportClosed {
             outcome: ReportOutcome::Resolved,
             closed_on: day(2026, 11, 24),
-        })]);
+        }),
+    ]);
 }
 
 #[test]
@@ -321,7 +332,7 @@ fn d4_a_closed_report_takes_no_more_steps_but_consent_stays_the_students() {
     ];
     ReportTest::with(())
         .given(history.clone())
-        .when(ReportCommand::Escalate { complaint_id: SIGNAL })
+        .when(escalate(SIGNAL))
         .then_expect_error(ReportError::Closed("escalating"));
     ReportTest::with(())
         .given(history)
@@ -334,11 +345,8 @@ fn d4_a_closed_report_takes_no_more_steps_but_consent_stays_the_students() {
 #[test]
 fn d5_a_report_is_escalated_once() {
     ReportTest::with(())
-        .given(vec![
-            filed(),
-            ReportEvent::ReportEscalated(ReportEscalated { complaint_id: SIGNAL }),
-        ])
-        .when(ReportCommand::Escalate { complaint_id: Uuid::from_u128(11) })
+        .given(vec![filed(), escalated()])
+        .when(escalate(Uuid::from_u128(11)))
         .then_expect_error(ReportError::AlreadyEscalated);
 }
 
@@ -367,4 +375,51 @@ fn d4_overdue_cutoff_agrees_with_the_deadline() {
             assert!(add_working_days(next, n) >= today, "{today} {n}: {next} is overdue too");
         }
     }
+}
+
+#[test]
+fn d3_a_conversation_follows_the_report() {
+    let command = ReportCommand::RecordConversation {
+        conversation: ReportConversationRecorded {
+            form: ConversationForm::SchoolAndCompany,
+            held_on: day(2026, 11, 19),
+            safe_for_student: true,
+        },
+        today: day(2026, 11, 24),
+    };
+    ReportTest::with(())
+        .given(vec![filed()])
+        .when(command)
+        .then_expect_error(ReportError::HeldBeforeFiling);
+}
+
+#[test]
+fn d4_an_outcome_is_backed_by_the_steps_taken() {
+    let talked = ReportEvent::ReportConversationRecorded(ReportConversationRecorded {
+        form: ConversationForm::SchoolAndCompany,
+        held_on: day(2026, 11, 23),
+        safe_for_student: false,
+    });
+    for outcome in [ReportOutcome::Replaced, ReportOutcome::HandedToSbb] {
+        ReportTest::with(())
+            .given(vec![filed(), talked.clone()])
+            .when(ReportCommand::Close { outcome, on: day(2026, 11, 24) })
+            .then_expect_error(ReportError::OutcomeNotBacked);
+    }
+    ReportTest::with(())
+        .given(vec![filed(), escalated()])
+        .when(ReportCommand::Close { outcome: ReportOutcome::HandedToSbb, on: day(2026, 11, 24) })
+        .then_expect_events(vec![ReportEvent::ReportClosed(ReportClosed {
+            outcome: ReportOutcome::HandedToSbb,
+            closed_on: day(2026, 11, 24),
+        })]);
+}
+
+#[test]
+fn d2_a_filing_is_checked_before_anything_is_sealed() {
+    let bare = filing(ReportKind::Discrimination, vec![]);
+    assert_eq!(bare.check(None), Err(ReportError::GroundsRequired));
+    let elsewhere = filing(ReportKind::Misuse, vec![]);
+    assert_eq!(elsewhere.check(Some(&other_company())), Err(ReportError::PlacementAtOtherCompany));
+    assert_eq!(elsewhere.check(Some(&company())), Ok(()));
 }
