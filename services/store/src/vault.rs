@@ -173,9 +173,25 @@ impl SubjectCipher for DataKey {
 pub struct Vault {
     pool: PgPool,
     master: Arc<MasterKey>,
+    /// Concurrent `cipher_for` calls share one query, shared by every clone.
+    batch: Arc<std::sync::Mutex<KeyBatch>>,
     /// Benchmark only, shared by every clone: see [`bench_plaintext`].
     #[cfg(feature = "bench-plaintext")]
     plaintext: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A subject's key as fetched for a waiting `cipher_for`: `None` sends the
+/// caller down the one-subject path (the batch failed or lost a race for it).
+type Fetched = Option<(Uuid, Vec<u8>)>;
+
+/// The `cipher_for` calls waiting for the next batched query, and whether a
+/// runner is working through them. Under load many commands seal at once;
+/// one statement for all of them keeps protection from costing a statement
+/// per command (see BENCHMARKS.md, "Reports and data protection").
+#[derive(Debug, Default)]
+struct KeyBatch {
+    running: bool,
+    waiting: Vec<(String, tokio::sync::oneshot::Sender<Fetched>)>,
 }
 
 impl Vault {
@@ -184,6 +200,7 @@ impl Vault {
         Self {
             pool,
             master: master.into(),
+            batch: Arc::default(),
             #[cfg(feature = "bench-plaintext")]
             plaintext: Arc::default(),
         }
@@ -191,7 +208,8 @@ impl Vault {
 
     /// The cipher of `subject`'s live key, creating the key when the subject has
     /// none (first content, or first since an erasure). Concurrent callers for
-    /// one subject get the same key. One round trip when the key exists.
+    /// one subject get the same key. Concurrent callers for any subjects share
+    /// one statement that reads the keys that exist and creates the missing ones.
     ///
     /// # Panics
     /// When a new key is needed and the operating system's random generator fails.
@@ -200,6 +218,98 @@ impl Vault {
         if self.plaintext.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(bench_plaintext::cipher());
         }
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let start_runner = {
+            // Invariant: the lock is never held across an await or a panic path.
+            let mut batch = self.batch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            batch.waiting.push((subject.to_owned(), sender));
+            !std::mem::replace(&mut batch.running, true)
+        };
+        if start_runner {
+            // A task of its own: a caller that is cancelled (its client went
+            // away) must not strand the others waiting on the same query.
+            let vault = self.clone();
+            tokio::spawn(async move { vault.run_batches().await });
+        }
+        match receiver.await {
+            Ok(Some((key_id, wrapped))) => {
+                Ok(Cipher(Arc::new(self.master.unwrap_key(key_id, &wrapped)?)))
+            }
+            _ => self.cipher_for_one(subject).await,
+        }
+    }
+
+    /// Works through the waiting callers, a batch per statement, until none wait.
+    async fn run_batches(&self) {
+        loop {
+            let waiting = {
+                let mut batch =
+                    self.batch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if batch.waiting.is_empty() {
+                    batch.running = false;
+                    return;
+                }
+                std::mem::take(&mut batch.waiting)
+            };
+            let subjects: Vec<String> = waiting.iter().map(|(s, _)| s.clone()).collect();
+            let found = self.fetch_or_create(&subjects).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "batched key fetch failed; callers fetch one by one");
+                HashMap::new()
+            });
+            for (subject, sender) in waiting {
+                // A caller that went away no longer listens: nothing to do.
+                let _ = sender.send(found.get(&subject).cloned());
+            }
+        }
+    }
+
+    /// One statement: the keys of `subjects` that exist, and new ones for those
+    /// that have none. A subject whose new key lost a race to another caller's
+    /// is absent from the answer (its caller then reads the winner's).
+    async fn fetch_or_create(
+        &self,
+        subjects: &[String],
+    ) -> Result<HashMap<String, (Uuid, Vec<u8>)>, StoreError> {
+        let mut unique = subjects.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let key_ids: Vec<Uuid> = unique.iter().map(|_| Uuid::new_v4()).collect();
+        let wrapped: Vec<Vec<u8>> = key_ids
+            .iter()
+            .map(|key_id| {
+                let data_key = Zeroizing::new(<[u8; KEY_LEN]>::generate());
+                self.master.wrap(*key_id, &data_key)
+            })
+            .collect();
+        // The outer SELECT sees the table as it was before this statement, the
+        // INSERT's RETURNING what it added: together, every key asked for.
+        let rows: Vec<(String, Uuid, Vec<u8>)> = sqlx::query_as(
+            "WITH wanted (subject, key_id, wrapped) AS (
+                 SELECT * FROM unnest($1::text[], $2::uuid[], $3::bytea[])
+             ), created AS (
+                 INSERT INTO subject_keys (key_id, subject, wrapped)
+                 SELECT w.key_id, w.subject, w.wrapped FROM wanted w
+                  WHERE NOT EXISTS (SELECT 1 FROM subject_keys k WHERE k.subject = w.subject)
+                 ON CONFLICT (subject) DO NOTHING
+                 RETURNING subject, key_id, wrapped
+             )
+             SELECT subject, key_id, wrapped FROM subject_keys WHERE subject = ANY($1)
+             UNION ALL
+             SELECT subject, key_id, wrapped FROM created",
+        )
+        .bind(&unique)
+        .bind(&key_ids)
+        .bind(&wrapped)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(subject, key_id, wrapped)| (subject, (key_id, wrapped)))
+            .collect())
+    }
+
+    /// `cipher_for` for one subject on its own: the path after a failed batch.
+    async fn cipher_for_one(&self, subject: &str) -> Result<Cipher, StoreError> {
         // Each turn that does not return saw another caller create the key after
         // our SELECT and an erasure delete it before our next one: the loop ends
         // as soon as erasures of this subject stop racing it.

@@ -276,3 +276,46 @@ fn a_master_key_reads_back_from_base64_and_never_prints() {
     let message = VaultError::WrongLength(31).to_string();
     assert!(message.contains("31") && message.contains("32"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_for_many_subjects_share_statements_and_each_get_their_own_key() {
+    let (vault, pool) = vault().await;
+    // Half the subjects have a key already, half get one now.
+    for n in 0..20 {
+        vault.cipher_for(&format!("S:{n}")).await.expect("existing key");
+    }
+    let before: Vec<(String, Uuid)> =
+        sqlx::query_as("SELECT subject, key_id FROM subject_keys ORDER BY subject")
+            .fetch_all(&pool)
+            .await
+            .expect("keys");
+    let start = Arc::new(tokio::sync::Barrier::new(40));
+    let mut callers = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let (vault, start) = (vault.clone(), Arc::clone(&start));
+        callers.spawn(async move {
+            start.wait().await;
+            let subject = format!("S:{n}");
+            let cipher = vault.cipher_for(&subject).await.expect("cipher");
+            (subject, cipher.seal(&n))
+        });
+    }
+    let results = callers.join_all().await;
+    let keys: std::collections::HashMap<String, Uuid> =
+        sqlx::query_as("SELECT subject, key_id FROM subject_keys")
+            .fetch_all(&pool)
+            .await
+            .expect("keys")
+            .into_iter()
+            .collect();
+    assert_eq!(keys.len(), 40, "one key per subject");
+    for (subject, key_id) in &before {
+        assert_eq!(keys[subject], *key_id, "an existing key is kept");
+    }
+    let opener = vault.opener(results.iter().map(|(_, s)| s.sealed)).await.expect("opener");
+    for (subject, sealed) in &results {
+        assert_eq!(sealed.sealed, keys[subject], "{subject} sealed under its own key");
+        let n: usize = subject[2..].parse().expect("number");
+        assert_eq!(opener.open::<usize>(sealed).readable(), Some(n));
+    }
+}
