@@ -975,3 +975,59 @@ async fn refused_filings_create_no_key_and_erasure_reaches_the_complaint_desk() 
     assert_eq!(complaints["items"][0]["summary"], json!({"erased": true}));
     assert_eq!(complaints["items"][0]["school"], SCHOOL, "the case itself stays");
 }
+
+/// A crash between a decision and its delivery to SBB: the decision is
+/// recorded (here straight through the command bus, as a handler that died
+/// after its first command leaves it), and the next delivery round completes it.
+#[tokio::test]
+async fn d5_a_delivery_round_completes_escalations_and_conclusions_a_crash_left_half_done() {
+    use stagepact_domain::investigation::{
+        HearingParty, HearingRecorded, Investigation, InvestigationCommand, InvestigationConcluded,
+        InvestigationOutcome,
+    };
+    let app = spawn_app().await;
+    app.recognised_company(COMPANY).await;
+    let report = app.file("s-1", discrimination(COMPANY)).await;
+    let cipher = app.state.vault.cipher_for(&format!("{SCHOOL}:s-1")).await.expect("key");
+    let summary = Description::parse("Refused on origin, twice.").expect("valid");
+    let complaint = Uuid::new_v4();
+    let escalate = ReportCommand::Escalate { complaint_id: complaint, summary, cipher };
+    app.state
+        .bus
+        .execute::<Report>(&report, escalate, None, Default::default())
+        .await
+        .expect("escalated");
+    let opened = ok_json(
+        app.post("/v1/investigations", &app.sbb(), json!({"company_id": COMPANY})).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = opened["investigation_id"].as_str().expect("id").to_owned();
+    let bus = &app.state.bus;
+    let hearing = HearingRecorded { party: HearingParty::Company, held_on: today() };
+    let hear = InvestigationCommand::RecordHearing { hearing, today: today() };
+    bus.execute::<Investigation>(&id, hear, None, Default::default()).await.expect("heard");
+    let conclude = InvestigationCommand::Conclude {
+        concluded: InvestigationConcluded {
+            outcome: InvestigationOutcome::RecognitionRevoked,
+            concluded_on: today(),
+        },
+        suspended_by_it: false,
+    };
+    bus.execute::<Investigation>(&id, conclude, None, Default::default()).await.expect("concluded");
+    assert_ne!(
+        app.event_types_of(COMPANY).await.last().map(String::as_str),
+        Some("RecognitionRevoked")
+    );
+    assert!(app.event_types_of(&complaint.to_string()).await.is_empty());
+    app.release().await;
+    assert_eq!(app.event_types_of(&complaint.to_string()).await, vec!["ComplaintReceived"]);
+    assert_eq!(
+        app.event_types_of(COMPANY).await.last().map(String::as_str),
+        Some("RecognitionRevoked")
+    );
+    // Once: another round records nothing more.
+    let before = app.event_count().await;
+    app.release().await;
+    assert_eq!(app.event_count().await, before);
+}
