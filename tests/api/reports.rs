@@ -1031,3 +1031,32 @@ async fn d5_a_delivery_round_completes_escalations_and_conclusions_a_crash_left_
     app.release().await;
     assert_eq!(app.event_count().await, before);
 }
+
+#[tokio::test]
+async fn a_students_key_is_issued_at_enrolment_and_used_for_their_reports() {
+    let app = spawn_app().await;
+    app.recognised_company(COMPANY).await;
+    app.enroll("s-1", "bol", born_years_before_start(17)).await;
+    let import = json!({"students": [
+        enrolment("s-2", "bol", born_years_before_start(17)),
+        enrolment("s-3", "bbl", born_years_before_start(19)),
+    ]});
+    ok_json(app.post("/v1/students/import", &app.school(), import).await, StatusCode::OK).await;
+    let keys: Vec<(String, Uuid)> =
+        sqlx::query_as("SELECT subject, key_id FROM subject_keys ORDER BY subject")
+            .fetch_all(&app.pool)
+            .await
+            .expect("keys");
+    let subjects: Vec<&str> = keys.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(subjects, vec!["25XX:s-1", "25XX:s-2", "25XX:s-3"]);
+    let report = app.file("s-2", discrimination(COMPANY)).await;
+    let payload: Value = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE aggregate_id = $1 AND event_type = 'ReportFiled'",
+    )
+    .bind(&report)
+    .fetch_one(&app.pool)
+    .await
+    .expect("filed");
+    let sealed_under = payload["ReportFiled"]["description"]["sealed"].as_str().expect("key id");
+    assert_eq!(sealed_under, keys[1].1.to_string(), "sealed under the key issued at enrolment");
+}

@@ -263,6 +263,12 @@ impl Vault {
         }
     }
 
+    /// Creates the keys of `subjects` that have none, in one statement (at
+    /// enrolment: a key's life follows its subject's).
+    pub async fn issue_keys(&self, subjects: &[String]) -> Result<(), StoreError> {
+        self.fetch_or_create(subjects).await.map(drop)
+    }
+
     /// One statement: the keys of `subjects` that exist, and new ones for those
     /// that have none. A subject whose new key lost a race to another caller's
     /// is absent from the answer (its caller then reads the winner's).

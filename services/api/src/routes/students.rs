@@ -244,6 +244,19 @@ fn own_school(principal: &Principal) -> Result<SchoolId, ApiError> {
         .map_err(|e| ApiError::Forbidden(format!("the token's org is not a school code: {e}")))
 }
 
+/// Gives newly enrolled students their data keys (DESIGN §6), all in one
+/// statement: a key's life follows its subject's, and the commands that seal a
+/// student's content (a report, a support need) then only read it. A failure
+/// here costs nothing but speed: the first sealing creates the key instead.
+async fn issue_keys(command: &CommandContext, subjects: &[String]) {
+    if subjects.is_empty() {
+        return;
+    }
+    if let Err(error) = command.state.vault.issue_keys(subjects).await {
+        tracing::warn!(%error, "students' keys are created on first use instead");
+    }
+}
+
 /// Enrol a student (school, for its own students).
 #[utoipa::path(post, path = "/v1/students", operation_id = "enrollStudent", tag = "students",
     request_body = EnrollStudentRequest,
@@ -259,6 +272,7 @@ pub async fn enroll_student(
     let id = student_key(&school, &enrolled.student_id);
     let student_id = enrolled.student_id.to_string();
     let committed = command.run::<Student>(&id, StudentCommand::Enroll(enrolled)).await?;
+    issue_keys(&command, &[id]).await;
     let location = format!("/v1/students/{student_id}");
     let body =
         StudentAccepted { student_id, version: committed.version, position: committed.position };
@@ -285,6 +299,7 @@ pub async fn import_students(
     }
     let mut result =
         ImportResult { results: Vec::new(), created: 0, updated: 0, unchanged: 0, invalid: 0 };
+    let mut created = Vec::new();
     for (index, item) in body.students.into_iter().enumerate() {
         let student_id = item.get("student_id").and_then(|v| v.as_str()).map(str::to_owned);
         let mut entry = ImportItemResult {
@@ -318,6 +333,9 @@ pub async fn import_students(
             (0, Some(_)) => ImportOutcome::Created,
             (_, Some(_)) => ImportOutcome::Updated,
         };
+        if matches!(entry.outcome, ImportOutcome::Created) {
+            created.push(id);
+        }
         match entry.outcome {
             ImportOutcome::Created => result.created += 1,
             ImportOutcome::Updated => result.updated += 1,
@@ -328,6 +346,7 @@ pub async fn import_students(
         entry.position = committed.position;
         result.results.push(entry);
     }
+    issue_keys(&command, &created).await;
     Ok(Json(result))
 }
 
