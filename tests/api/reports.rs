@@ -74,6 +74,15 @@ impl TestApp {
         self.head().await
     }
 
+    /// Waits until a reaction has recorded `event_type` on `aggregate_id`.
+    async fn await_event(&self, aggregate_id: &str, event_type: &str) {
+        let patience = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.event_types_of(aggregate_id).await.iter().any(|t| t == event_type) {
+            assert!(tokio::time::Instant::now() < patience, "no {event_type} on {aggregate_id}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// The whole feed as `token` sees it.
     async fn feed(&self, token: &str) -> Vec<Value> {
         let mut events = Vec::new();
@@ -102,7 +111,17 @@ async fn refused(
 ) {
     let body = problem(response, status).await;
     assert_eq!(body["rule"], rule, "{body}");
-    assert_eq!(app.event_count().await, before, "a refusal records nothing");
+    let after = app.event_count().await;
+    if after != before {
+        let newest: Vec<(String, String)> = sqlx::query_as(
+            "SELECT aggregate_type, event_type FROM events ORDER BY log_position DESC NULLS FIRST LIMIT $1",
+        )
+        .bind(after - before)
+        .fetch_all(&app.pool)
+        .await
+        .expect("events");
+        panic!("a refusal records nothing, yet {newest:?} appeared");
+    }
 }
 
 #[tokio::test]
@@ -404,11 +423,7 @@ async fn d1_a_replacement_placement_is_elsewhere_and_replaces_the_reported_one()
         .await;
     // The withdrawal gives the offer's slot back through a reaction: let it
     // land, so the event counts below see only what the requests record.
-    let patience = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !app.event_types_of(&offer).await.iter().any(|t| t == "OfferSlotReleased") {
-        assert!(tokio::time::Instant::now() < patience, "the slot was not released");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    app.await_event(&offer, "OfferSlotReleased").await;
     let response = app
         .post(
             "/v1/placements",
@@ -420,6 +435,8 @@ async fn d1_a_replacement_placement_is_elsewhere_and_replaces_the_reported_one()
         .as_str()
         .expect("id")
         .to_owned();
+    // The reported placement records its alternative through a reaction.
+    app.await_event(&reported, "AlternativePlacementOffered").await;
     // Its agreement ends after the reported one: the student would be delayed (D1).
     app.step(&replacement, "accept", &app.student_of(SCHOOL, "s-1"), json!({})).await;
     let mut late = agreement_body(None);

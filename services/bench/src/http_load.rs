@@ -90,6 +90,30 @@ pub async fn expect(
     Ok(serde_json::from_str(&text)?)
 }
 
+/// A request of a timed phase that was not answered 2xx.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// `HTTP <status>`, or the transport or body error.
+    pub status: String,
+    /// The response body (empty when there was none).
+    pub body: String,
+}
+
+/// Sends `request`: the body of a 2xx answer, else what went wrong.
+pub async fn send(request: reqwest::RequestBuilder) -> Result<impl AsRef<[u8]>, Failure> {
+    let failure = |status: String| Failure { status, body: String::new() };
+    let response = request.send().await.map_err(|e| failure(format!("transport: {e}")))?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| failure(format!("body: {e}")))?;
+    if !status.is_success() {
+        return Err(Failure {
+            status: format!("HTTP {}", status.as_u16()),
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        });
+    }
+    Ok(bytes)
+}
+
 /// What one load client did.
 #[derive(Debug, Default)]
 struct ClientOutcome {

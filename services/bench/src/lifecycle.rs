@@ -45,6 +45,7 @@ use crate::TARGET_RATIO;
 use crate::dbstats::{self, DbCounters, StatementStat};
 use crate::header::Header;
 use crate::pgbench::{self, Shape, Variant};
+use crate::reads::Pace;
 use crate::setup::Env;
 use crate::stats::round;
 
@@ -154,10 +155,9 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         .map(|&p| population.students[p].party.token.clone())
         .collect();
     let tokens = Arc::new(tokens);
-    let back_to_back =
-        read_phase(env, options, Arc::clone(&tokens), readers::Pace::BackToBack).await?;
+    let back_to_back = read_phase(env, options, Arc::clone(&tokens), Pace::BackToBack).await?;
     let rate = (back_to_back.outcome.rate() * PACED_SHARE).round().max(1.0);
-    let paced = read_phase(env, options, tokens, readers::Pace::Rate(rate)).await?;
+    let paced = read_phase(env, options, tokens, Pace::Rate(rate)).await?;
 
     let pass = |ok: bool| if ok { "met" } else { "MISSED" };
     let mut lines = header.lines.clone();

@@ -11,7 +11,9 @@
 //!
 //! `--scenario lifecycle` measures instead whole placement lifecycles over
 //! HTTP, the same pgbench baseline, and students reading their overview (see
-//! `lifecycle`).
+//! `lifecycle`). `--scenario reports` measures students filing reports with
+//! and without the protection of their content, and SBB listing the signals
+//! schools forward (see `reports`).
 //!
 //! It prints a report and writes the same figures as JSON.
 
@@ -21,7 +23,10 @@ mod header;
 mod http_load;
 mod lifecycle;
 mod machine;
+mod parties;
 mod pgbench;
+mod reads;
+mod reports;
 mod seed;
 mod setup;
 mod stats;
@@ -55,6 +60,8 @@ enum Scenario {
     Commands,
     /// Whole placement lifecycles, then students reading their overview.
     Lifecycle,
+    /// Reports filed with and without protection, then signals listed.
+    Reports,
 }
 
 /// Command-line options.
@@ -73,13 +80,13 @@ struct Args {
     /// Events seeded for the feed read.
     #[arg(long, default_value_t = 100_000)]
     feed_events: i64,
-    /// Companies per client.
+    /// Companies per client (commands and reports scenarios).
     #[arg(long, default_value_t = 8)]
     companies_per_client: usize,
     /// Lifecycle scenario: placements walked from match to rating (one student each).
     #[arg(long, default_value_t = 10_000)]
     placements: usize,
-    /// Lifecycle scenario: schools the students are spread over.
+    /// Lifecycle and reports scenarios: schools the students are spread over.
     #[arg(long, default_value_t = 8)]
     schools: usize,
     /// Lifecycle scenario: offers (one per company) per client.
@@ -88,15 +95,29 @@ struct Args {
     /// Lifecycle scenario: concurrent readers of `GET /v1/me/overview`.
     #[arg(long, default_value_t = 200)]
     readers: usize,
-    /// Lifecycle scenario: how long the readers read, in seconds (after a 2 s warm-up).
+    /// Lifecycle and reports scenarios: how long each read phase reads, in
+    /// seconds (after a 2 s warm-up).
     #[arg(long, default_value_t = 15)]
     read_seconds: u64,
+    /// Reports scenario: reports filed per phase, each by another student.
+    #[arg(long, default_value_t = 10_000)]
+    reports: usize,
+    /// Reports scenario: rounds of filing phases (protected, students' first
+    /// reports; protected, their second reports; control).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Reports scenario: share of the protected reports forwarded as a signal.
+    #[arg(long, default_value_t = 0.25)]
+    signal_share: f64,
+    /// Reports scenario: concurrent readers of `GET /v1/signals`.
+    #[arg(long, default_value_t = 8)]
+    list_readers: usize,
     /// Load pg_stat_statements and report the top statements of each load
     /// phase (a diagnostic: it slows PostgreSQL down a little).
     #[arg(long)]
     statement_stats: bool,
     /// Where to write the JSON results [default: bench-results/latest.json,
-    /// or bench-results/lifecycle.json for the lifecycle scenario].
+    /// or bench-results/<scenario>.json for the lifecycle and reports scenarios].
     #[arg(long)]
     output: Option<PathBuf>,
 }
@@ -107,6 +128,7 @@ impl Args {
         self.output.clone().unwrap_or_else(|| match self.scenario {
             Scenario::Commands => results.join("latest.json"),
             Scenario::Lifecycle => results.join("lifecycle.json"),
+            Scenario::Reports => results.join("reports.json"),
         })
     }
 }
@@ -136,6 +158,14 @@ async fn main() -> anyhow::Result<()> {
         args.readers > 0 && args.read_seconds > 0,
         "--readers and --read-seconds must be positive"
     );
+    anyhow::ensure!(
+        args.reports > 0 && args.rounds > 0 && args.list_readers > 0,
+        "--reports, --rounds and --list-readers must be positive"
+    );
+    anyhow::ensure!(
+        args.signal_share > 0.0 && args.signal_share <= 1.0,
+        "--signal-share must be in (0, 1]"
+    );
     let machine = Machine::read();
     eprintln!("starting a private durable PostgreSQL and the API ...");
     let env = Env::start(args.clients, args.statement_stats).await?;
@@ -154,6 +184,20 @@ async fn main() -> anyhow::Result<()> {
                 statement_stats: args.statement_stats,
             };
             lifecycle::run(&options, &header, &env).await
+        }
+        Scenario::Reports => {
+            let options = reports::Options {
+                clients: args.clients,
+                companies_per_client: args.companies_per_client,
+                schools: args.schools,
+                reports_per_phase: args.reports,
+                rounds: args.rounds,
+                signal_share: args.signal_share,
+                list_readers: args.list_readers,
+                read_seconds: args.read_seconds,
+                statement_stats: args.statement_stats,
+            };
+            reports::run(&options, &header, &env).await
         }
     };
     env.stop().await?;

@@ -376,3 +376,28 @@ pub async fn list<K: CaseKind>(
     .await?;
     rows.iter().map(entry).collect()
 }
+
+/// Every signal (of one company), in one statement: `listSignals` counts them
+/// all. Two fixed statements rather than one with an optional filter, so
+/// PostgreSQL never settles on a generic plan that ignores the company index.
+pub async fn all_signals(
+    pool: &PgPool,
+    company_id: Option<&str>,
+) -> Result<Vec<CaseEntry<SignalReceived>>, StoreError> {
+    let rows = match company_id {
+        Some(company) => {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM cases WHERE kind = 'signal' AND company_id = $1"
+            ))
+            .bind(company)
+            .fetch_all(pool)
+            .await?
+        }
+        None => {
+            sqlx::query(&format!("SELECT {COLUMNS} FROM cases WHERE kind = 'signal'"))
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    rows.iter().map(entry).collect()
+}

@@ -23,7 +23,7 @@ use stagepact_domain::investigation::*;
 use stagepact_domain::report::Ground;
 use stagepact_domain::signal::Signal;
 use stagepact_domain::values::CompanyId;
-use stagepact_store::cases::{self, CaseEntry, CaseKind};
+use stagepact_store::cases;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -127,25 +127,6 @@ pub struct SignalQuery {
     pub min_position: Option<i64>,
 }
 
-/// Every case of kind `K` (of one company), through the pages of the read model.
-async fn all<K: CaseKind>(
-    state: &AppState,
-    company_id: Option<&str>,
-) -> Result<Vec<CaseEntry<K::Record>>, ApiError> {
-    const PAGE: i64 = 1000;
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let rows = cases::list::<K>(&state.pool, company_id, after, PAGE).await?;
-        let full = rows.len() as i64 == PAGE;
-        after = rows.last().map(|r| r.id);
-        all.extend(rows);
-        if !full {
-            return Ok(all);
-        }
-    }
-}
-
 /// A breakdown's cells. When one cell is suppressed, all are: otherwise the
 /// shown total minus the shown cells would give the suppressed one away.
 fn cells(counts: BTreeMap<String, usize>) -> Vec<Cell> {
@@ -170,7 +151,7 @@ pub async fn list_signals(
 ) -> Result<Json<SignalOverview>, ApiError> {
     principal.require(&[Role::Sbb])?;
     state.await_projection(cases::NAME, query.min_position).await?;
-    let signals = all::<Signal>(&state, query.company_id.as_deref()).await?;
+    let signals = cases::all_signals(&state.pool, query.company_id.as_deref()).await?;
     let opener = state.vault.opener(signals.iter().map(|s| s.record.grounds.sealed)).await?;
     #[derive(Default)]
     struct Tally {

@@ -11,32 +11,11 @@ use serde_json::{Value, json};
 use stagepact_api::auth::Role;
 
 use crate::http_load::{self, company_id, expect};
+use crate::parties::{self, Party, SETUP_CONCURRENCY, Student};
 use crate::setup::Env;
 
-/// Most students per `importStudents` request (the API's maximum).
-const IMPORT_BATCH: usize = 1_000;
 /// Most slots per offer (the API's maximum).
 const MAX_SLOTS: usize = 1_000;
-/// How many setup requests run at once.
-const SETUP_CONCURRENCY: usize = 16;
-
-/// A caller: its id and its bearer token.
-#[derive(Debug, Clone)]
-pub struct Party {
-    /// The school code, company id or student number.
-    pub id: String,
-    /// Its token.
-    pub token: String,
-}
-
-/// A student and the school (an index into [`Population::schools`]) that enrolled them.
-#[derive(Debug, Clone)]
-pub struct Student {
-    /// The student number and the student's own token.
-    pub party: Party,
-    /// Index of the school.
-    pub school: usize,
-}
 
 /// Everyone the timed lifecycle needs. Placement `p` is walked by client
 /// `p % clients` for student `p`, on one of that client's own offers.
@@ -79,16 +58,6 @@ pub fn start_date() -> NaiveDate {
 /// The last day of offers and agreements.
 pub fn end_date() -> NaiveDate {
     Utc::now().date_naive() + Days::new(150)
-}
-
-/// A school code.
-fn school_id(index: usize) -> String {
-    format!("bench-s{index:02}")
-}
-
-/// A student number, unique over all schools.
-fn student_id(placement: usize) -> String {
-    format!("bs-{placement:06}")
 }
 
 /// Registers the companies, publishes their offers and enrols the students.
@@ -142,57 +111,12 @@ pub async fn build(
         }
     }
 
-    let school_parties: Vec<Party> = (0..schools)
-        .map(|index| {
-            let id = school_id(index);
-            let token = env.mint(Role::School, Some(&id), None)?;
-            anyhow::Ok(Party { id, token })
-        })
-        .collect::<Result<_, _>>()?;
-    let mut students = Vec::with_capacity(placements);
-    for placement in 0..placements {
-        let school = placement % schools;
-        let id = student_id(placement);
-        let token = env.mint(Role::Student, Some(&school_parties[school].id), Some(&id))?;
-        students.push(Student { party: Party { id, token }, school });
-    }
-
+    let school_parties = parties::schools(env, schools)?;
+    let students = parties::students(env, &school_parties, placements)?;
     eprintln!(
         "setup: {schools} schools import {placements} students (17 at the agreement's start) ..."
     );
-    let born = start_date() - Days::new(17 * 366);
-    let mut batches = Vec::new();
-    for (index, school) in school_parties.iter().enumerate() {
-        let own: Vec<&Student> = students.iter().filter(|s| s.school == index).collect();
-        for batch in own.chunks(IMPORT_BATCH) {
-            let items: Vec<Value> = batch.iter().map(|s| enrolment(&s.party.id, born)).collect();
-            batches.push((school.token.clone(), items));
-        }
-    }
-    for chunk in batches.chunks(SETUP_CONCURRENCY) {
-        let mut tasks = Vec::new();
-        for (token, items) in chunk.iter().cloned() {
-            let (http, url) = (env.http.clone(), format!("{}/v1/students/import", env.base));
-            tasks.push(tokio::spawn(async move {
-                let count = items.len();
-                let response = http
-                    .post(url)
-                    .bearer_auth(token)
-                    .timeout(Duration::from_secs(600))
-                    .json(&json!({"students": items}))
-                    .send()
-                    .await?;
-                let body = expect(response, StatusCode::OK, "importStudents").await?;
-                if body["created"].as_u64() != Some(count as u64) {
-                    bail!("importStudents: expected {count} created, got {body}");
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for task in tasks {
-            task.await.context("an import task failed")??;
-        }
-    }
+    parties::enrol(env, &school_parties, &students, start_date() - Days::new(17 * 366)).await?;
 
     Ok(Population {
         schools: school_parties,
@@ -203,14 +127,6 @@ pub async fn build(
         offers_per_client,
         slots_per_offer,
         elapsed: started.elapsed(),
-    })
-}
-
-/// One item of `importStudents`: a BOL student of 25180, level 2.
-fn enrolment(student_id: &str, born: NaiveDate) -> Value {
-    json!({
-        "student_id": student_id, "qualification": "25180", "level": 2, "pathway": "bol",
-        "cohort": 2026, "first_year": true, "date_of_birth": born.to_string(),
     })
 }
 

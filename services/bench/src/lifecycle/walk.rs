@@ -10,7 +10,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
 use super::population::{Population, end_date, start_date};
-use crate::http_load::client_runtime;
+use crate::http_load::{Failure, client_runtime, send};
 use crate::machine::{CpuSample, CpuUse};
 use crate::setup::Env;
 use crate::stats::Summary;
@@ -267,41 +267,27 @@ async fn walk_client(
                 }
             };
             let sent = Instant::now();
-            let result = http
+            let request = http
                 .post(url)
                 .bearer_auth(token)
                 .header(CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-                .await;
-            let failure = match result {
-                Err(error) => Some((format!("transport: {error}"), String::new())),
-                Ok(response) => {
-                    let status = response.status();
-                    match response.bytes().await {
-                        Err(error) => Some((format!("body: {error}"), String::new())),
-                        Ok(bytes) if !status.is_success() => Some((
-                            format!("HTTP {}", status.as_u16()),
-                            String::from_utf8_lossy(&bytes).into_owned(),
-                        )),
-                        Ok(bytes) => {
-                            outcome.latencies_ms[index].push(sent.elapsed().as_secs_f64() * 1000.0);
-                            if placement_id.is_none() {
-                                placement_id = serde_json::from_slice::<Value>(&bytes)
-                                    .ok()
-                                    .and_then(|v| v["placement_id"].as_str().map(str::to_owned));
-                            }
-                            placement_id.is_none().then(|| {
-                                (
-                                    "no placement_id".to_owned(),
-                                    String::from_utf8_lossy(&bytes).into_owned(),
-                                )
-                            })
-                        }
+                .body(body);
+            let failure = match send(request).await {
+                Err(failure) => Some(failure),
+                Ok(bytes) => {
+                    outcome.latencies_ms[index].push(sent.elapsed().as_secs_f64() * 1000.0);
+                    if placement_id.is_none() {
+                        placement_id = serde_json::from_slice::<Value>(bytes.as_ref())
+                            .ok()
+                            .and_then(|v| v["placement_id"].as_str().map(str::to_owned));
                     }
+                    placement_id.is_none().then(|| Failure {
+                        status: "no placement_id".to_owned(),
+                        body: String::from_utf8_lossy(bytes.as_ref()).into_owned(),
+                    })
                 }
             };
-            if let Some((status, body)) = failure {
+            if let Some(Failure { status, body }) = failure {
                 outcome.errors[index] += 1;
                 *outcome.error_kinds.entry(format!("{}: {status}", step.name)).or_insert(0) += 1;
                 if outcome.first_errors.len() < FIRST_ERRORS {
