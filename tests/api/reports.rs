@@ -880,6 +880,17 @@ async fn g3_a_support_need_is_sealed_read_only_by_school_and_student_and_erased_
     }
     let response = app.post(path, &app.school(), json!({"support_need": " "})).await;
     problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // A student who is not enrolled: refused, and no key is made for them.
+    let stranger = app
+        .post("/v1/students/s-77/support-need", &app.school(), json!({"support_need": need}))
+        .await;
+    problem(stranger, StatusCode::NOT_FOUND).await;
+    let stranger_keys: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM subject_keys WHERE subject = '25XX:s-77'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(stranger_keys, 0);
     assert_eq!(app.event_count().await, before, "refusals record nothing");
     let recorded = ok_json(
         app.post(path, &app.school(), json!({"support_need": need})).await,

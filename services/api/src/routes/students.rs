@@ -9,8 +9,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use stagepact_domain::protected::Protected;
 use stagepact_domain::student::{
-    Enrolment, LearningWishRecorded, Student, StudentCommand, StudentEnrolled, StudentRecord,
-    student_key,
+    Enrolment, LearningWishRecorded, Student, StudentCommand, StudentEnrolled, StudentError,
+    StudentRecord, student_key,
 };
 use stagepact_domain::values::{
     Competence, Crebo, Description, LearningGoal, Level, Pathway, Region, SchoolId, Sector,
@@ -442,6 +442,11 @@ pub async fn record_support_need(
     };
     let need = fields.finish(need)?;
     let id = student_key(&school, &student_id);
+    // Enrolled first: a refused command must not create a key.
+    let (student, _) = command.state.bus.load::<Student>(&id).await?;
+    if student.record().is_none() {
+        return Err(StudentError::NotEnrolled.into());
+    }
     let cipher = command.state.vault.cipher_for(&id).await?;
     let committed =
         command.run::<Student>(&id, StudentCommand::RecordSupportNeed(need, cipher)).await?;
