@@ -102,21 +102,7 @@ impl CommandContext {
         A::Command: Clone,
         ApiError: From<A::Error>,
     {
-        Ok(self.try_beside::<A>(id, command).await?)
-    }
-
-    /// As [`CommandContext::run_beside`], with the aggregate's own refusal, for
-    /// a caller that treats some refusals as done.
-    pub async fn try_beside<A>(
-        &self,
-        id: &str,
-        command: A::Command,
-    ) -> Result<Committed, stagepact_store::CommandError<A::Error>>
-    where
-        A: Aggregate<Services = ()> + Clone + Visibility,
-        A::Command: Clone,
-    {
-        self.state.bus.execute::<A>(id, command, None, self.metadata.clone()).await
+        Ok(self.state.bus.execute::<A>(id, command, None, self.metadata.clone()).await?)
     }
 }
 
