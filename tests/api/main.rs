@@ -9,6 +9,7 @@ mod feed;
 mod fixtures;
 mod generated;
 mod helpers;
+mod matching;
 mod placements;
 mod projections;
 mod reactions;

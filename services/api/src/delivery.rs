@@ -56,7 +56,9 @@ fn system() -> HashMap<String, String> {
 const REPAIR_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs delivery rounds until the task is stopped: complaints and conclusions
-/// every minute, signals every `signal_interval`.
+/// every minute, signals every `signal_interval`. The same minute carries out
+/// the matches of published matching rounds that a failure left pending
+/// (`routes::matching::carry_out_pending`): the same repair, for schools.
 pub async fn run(state: AppState, signal_interval: Duration) {
     let mut ticks = tokio::time::interval(REPAIR_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -73,6 +75,13 @@ pub async fn run(state: AppState, signal_interval: Duration) {
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "delivery round failed; retrying next round"),
+        }
+        match crate::routes::matching::carry_out_pending(&state).await {
+            Ok(0) => {}
+            Ok(placed) => tracing::info!(placed, "carried out pending matches"),
+            Err(error) => {
+                tracing::warn!(%error, "carrying out matches failed; retrying next round")
+            }
         }
     }
 }

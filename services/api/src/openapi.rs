@@ -8,7 +8,9 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{companies, events, health, me, offers, placements, reports, sbb, students};
+use crate::routes::{
+    companies, events, health, matching, me, offers, placements, reports, sbb, students,
+};
 
 /// The parts of the document not derived from a route.
 #[derive(OpenApi)]
@@ -30,6 +32,7 @@ use crate::routes::{companies, events, health, me, offers, placements, reports, 
         (name = "placements", description = "The placement lifecycle: match, agreement, start, guidance, end"),
         (name = "reports", description = "The schools' reporting points: reports of internship discrimination and misuse, their follow-up, and erasure of a student's sensitive data"),
         (name = "sbb", description = "SBB: anonymised signals, complaints and investigations"),
+        (name = "matching", description = "Objective matching rounds (stagematching): a school's proposals of first placements on learning wish and offer only"),
         (name = "me", description = "A student's own overview and timeline"),
         (name = "events", description = "The CloudEvents feed of the global event log"),
         (name = "health", description = "Liveness and readiness")
@@ -103,6 +106,11 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .routes(routes!(sbb::get_investigation))
         .routes(routes!(sbb::record_hearing))
         .routes(routes!(sbb::conclude_investigation))
+        .routes(routes!(matching::open_matching_round))
+        .routes(routes!(matching::get_matching_round))
+        .routes(routes!(matching::run_matching_round))
+        .routes(routes!(matching::publish_matching_round))
+        .routes(routes!(matching::settle_matching_round))
         .routes(routes!(me::get_my_overview))
         .routes(routes!(me::get_my_timeline))
         .routes(routes!(events::list_events))

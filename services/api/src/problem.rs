@@ -6,6 +6,7 @@ use serde::Serialize;
 use stagepact_domain::company::CompanyError;
 use stagepact_domain::complaint::ComplaintError;
 use stagepact_domain::investigation::InvestigationError;
+use stagepact_domain::matching_round::MatchingRoundError;
 use stagepact_domain::offer::OfferError;
 use stagepact_domain::placement::PlacementError;
 use stagepact_domain::report::ReportError;
@@ -371,6 +372,24 @@ impl From<InvestigationError> for ApiError {
             E::NotHeard(_) => Self::refused("not-heard", &error, rule),
             E::NothingToReinstate => Self::refused("nothing-to-reinstate", &error, rule),
             E::HeldInFuture => Self::invalid("held_on", &error, rule),
+        }
+    }
+}
+
+impl From<MatchingRoundError> for ApiError {
+    fn from(error: MatchingRoundError) -> Self {
+        use MatchingRoundError as E;
+        let rule = error.rule();
+        match error {
+            E::NotFound => Self::NotFound(error.to_string()),
+            E::AlreadyOpened => Self::refused("already-exists", &error, rule),
+            E::Published => Self::refused("round-published", &error, rule),
+            E::NotRun => Self::refused("round-not-run", &error, rule),
+            E::NothingProposed => Self::refused("nothing-proposed", &error, rule),
+            E::NotSettleable => Self::refused("round-not-settleable", &error, rule),
+            E::NotIntroduced { .. } => Self::invalid("settlements", &error, rule),
+            E::AlreadySettled(_) => Self::refused("already-settled", &error, rule),
+            E::NoSettlements => Self::invalid("settlements", &error, rule),
         }
     }
 }

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use stagepact_domain::wage::WageTable;
 use stagepact_store::cases::CaseFiles;
 use stagepact_store::company_registry::CompanyRegistry;
+use stagepact_store::matching_rounds::MatchingRounds;
 use stagepact_store::offers::OfferBoard;
 use stagepact_store::placements::PlacementBoard;
 use stagepact_store::reactions::{Dispatcher, PlacementReactions};
@@ -93,6 +94,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(PlacementBoard),
         Arc::new(PlacementReactions),
         Arc::new(CaseFiles),
+        Arc::new(MatchingRounds),
     ]
 }
 

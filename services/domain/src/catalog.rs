@@ -9,6 +9,10 @@ use crate::company::{
 };
 use crate::complaint::ComplaintReceived;
 use crate::investigation::{HearingRecorded, InvestigationConcluded, InvestigationOpened};
+use crate::matching_round::{
+    MatchingRoundCarriedOut, MatchingRoundOpened, MatchingRoundPublished, MatchingRoundRun,
+    MatchingRoundSettled,
+};
 use crate::offer::{OfferPublished, OfferSlotReleased, OfferSlotReserved, OfferWithdrawn};
 use crate::placement::*;
 use crate::report::{
@@ -70,8 +74,11 @@ const SIGNAL: [EventKind; 1] = v1!("signal": SignalReceived);
 const COMPLAINT: [EventKind; 1] = v1!("complaint": ComplaintReceived);
 const INVESTIGATION: [EventKind; 3] =
     v1!("investigation": InvestigationOpened, HearingRecorded, InvestigationConcluded);
+const MATCHING_ROUND: [EventKind; 5] = v1!("matching_round":
+    MatchingRoundOpened, MatchingRoundRun, MatchingRoundPublished, MatchingRoundSettled,
+    MatchingRoundCarriedOut);
 
-const fn concat<const N: usize>(parts: [&[EventKind]; 8]) -> [EventKind; N] {
+const fn concat<const N: usize>(parts: [&[EventKind]; 9]) -> [EventKind; N] {
     let mut out = [COMPANY[0]; N];
     let mut i = 0;
     let mut part = 0;
@@ -88,7 +95,7 @@ const fn concat<const N: usize>(parts: [&[EventKind]; 8]) -> [EventKind; N] {
 }
 
 /// All event kinds, current versions last for each type.
-pub static EVENT_CATALOG: &[EventKind] = &concat::<46>([
+pub static EVENT_CATALOG: &[EventKind] = &concat::<51>([
     &COMPANY,
     &STUDENT,
     &OFFER,
@@ -97,6 +104,7 @@ pub static EVENT_CATALOG: &[EventKind] = &concat::<46>([
     &SIGNAL,
     &COMPLAINT,
     &INVESTIGATION,
+    &MATCHING_ROUND,
 ]);
 
 impl EventKind {

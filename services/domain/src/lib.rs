@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod company;
 pub mod complaint;
 pub mod investigation;
+pub mod matching_round;
 pub mod offer;
 pub mod placement;
 pub mod protected;

@@ -277,6 +277,11 @@ impl Context<'_> {
                 }
             }
         }
+        let excluded = s.excluded.get(student);
+        let eligible = pairs.len();
+        if !excluded.is_empty() {
+            pairs.retain(|&(offer, _)| excluded.binary_search(&o.company[offer as usize]).is_err());
+        }
         if data.settings.variant == Variant::TwoAndTwo {
             // M4: two proposals go to two different companies; keep each
             // company's best offer for the student (ties: the lowest offer id).
@@ -288,6 +293,9 @@ impl Context<'_> {
         pairs.sort_unstable();
         if !pairs.is_empty() {
             return None;
+        }
+        if eligible > 0 {
+            return Some(UnmatchedReason::OnlyObjectedCompanies);
         }
         let levels = index.levels.get(q as usize).copied().unwrap_or(0);
         Some(if levels == 0 {
@@ -397,6 +405,7 @@ mod tests {
                     region: "r".into(),
                     location: Some(Location { lat: here.lat + 0.01 * n as f64, lon: here.lon }),
                     max_travel_km: Some(30),
+                    excluded_companies: Vec::new(),
                 });
                 offers.push(Offer {
                     id: OfferId(format!("{q}-o{n}")),

@@ -11,6 +11,7 @@ use crate::model::FitWeights;
 /// Why a proposal was made: the criteria that matched and the points each
 /// earned, so a school can show the student and the company why (DESIGN §6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Explanation {
     /// The qualification (crebo) student and offer share: required.
     pub qualification: String,
@@ -29,6 +30,7 @@ pub struct Explanation {
 
 /// A criterion earned in proportion to the share of items matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Coverage {
     /// The student's items the offer matches.
     pub matched: Vec<String>,
@@ -42,6 +44,7 @@ pub struct Coverage {
 
 /// The sector criterion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SectorFit {
     /// The offer's sector.
     pub sector: String,
@@ -55,6 +58,7 @@ pub struct SectorFit {
 
 /// The distance criterion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DistanceFit {
     /// The great-circle distance in metres; absent when a location is missing,
     /// and the pair then shares a region.

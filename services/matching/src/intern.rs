@@ -129,6 +129,8 @@ pub(crate) struct Students {
     pub point: Vec<Option<Point>>,
     /// The travel limit, in metres.
     pub limit_m: Vec<u32>,
+    /// The companies not to propose, as company ids (M3).
+    pub excluded: Lists,
 }
 
 impl Students {
@@ -218,6 +220,9 @@ pub(crate) fn intern(input: &MatchingInput) -> Result<Interned, InputError> {
         students
             .limit_m
             .push(student.max_travel_km.map_or(default_limit_m, |km| km.saturating_mul(1000)));
+        let excluded: Vec<String> =
+            student.excluded_companies.iter().map(|company| company.0.clone()).collect();
+        students.excluded.push(&mut vocabulary.companies, &excluded);
     }
 
     let mut order: Vec<usize> = (0..input.offers.len()).collect();
@@ -262,7 +267,12 @@ pub(crate) fn intern(input: &MatchingInput) -> Result<Interned, InputError> {
     }
     // Empty inputs still get well-formed list tables.
     if students.goals.start.is_empty() {
-        for lists in [&mut students.goals, &mut students.competences, &mut students.sectors] {
+        for lists in [
+            &mut students.goals,
+            &mut students.competences,
+            &mut students.sectors,
+            &mut students.excluded,
+        ] {
             lists.start.push(0);
         }
     }

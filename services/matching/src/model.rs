@@ -86,6 +86,10 @@ pub struct Student {
     /// default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_travel_km: Option<u32>,
+    /// Companies the student is not proposed to again: the student or the
+    /// company objected to an earlier match between them (M3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_companies: Vec<CompanyId>,
 }
 
 /// A placement offer as matching sees it: what the company can offer.
@@ -129,6 +133,7 @@ pub struct Location {
 
 /// How a round weighs fit and which variant it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// The weight of each fit criterion.
@@ -148,6 +153,7 @@ impl Default for Settings {
 /// The points each fit criterion can earn; they add up to 1000, so a fit is in
 /// thousandths of a perfect fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FitWeights {
     /// Earned in proportion to the learning goals the offer's learning
@@ -185,6 +191,7 @@ impl Default for FitWeights {
 
 /// Which kind of round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
     /// Each student gets at most one proposal; an offer at most one per slot.

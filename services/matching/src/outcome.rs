@@ -44,6 +44,7 @@ pub struct Unmatched {
 
 /// Why a student got no proposal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnmatchedReason {
     /// No offer in the round is for the student's qualification.
@@ -53,6 +54,9 @@ pub enum UnmatchedReason {
     /// Offers for the qualification and level exist, but none within the
     /// student's travel limit (or, without a location, in their region).
     NoOfferWithinReach,
+    /// Every eligible offer is at a company the student is not proposed to
+    /// again after an objection (M3).
+    OnlyObjectedCompanies,
     /// The student had eligible offers, but every placement of as many students
     /// as possible gives their slots to others.
     SlotsTaken,
@@ -60,6 +64,7 @@ pub enum UnmatchedReason {
 
 /// The figures of a round (M4: the number of matched students is monitored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Metrics {
     /// Students in the round.
     pub students: u32,

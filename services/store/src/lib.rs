@@ -9,6 +9,7 @@ mod db;
 mod fold;
 pub mod idempotency;
 pub mod log;
+pub mod matching_rounds;
 pub mod offers;
 pub mod placements;
 pub mod projector;

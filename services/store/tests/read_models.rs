@@ -391,6 +391,7 @@ fn matched(id: Uuid, school_code: &str, student_id: &str, company_id: &str) -> P
         company_may_host: true,
         explanation: None,
         replaces: None,
+        matching_round_id: None,
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod companies;
 pub mod events;
 pub mod health;
+pub mod matching;
 pub mod me;
 pub mod offers;
 pub mod placements;
@@ -94,6 +95,11 @@ impl CommandContext {
 }
 
 impl CommandContext {
+    /// The metadata stored with the events of this request.
+    pub fn metadata(&self) -> HashMap<String, String> {
+        self.metadata.clone()
+    }
+
     /// Runs `command` on another aggregate than the one the request is about:
     /// the request's `If-Match` does not apply to it.
     pub async fn run_beside<A>(&self, id: &str, command: A::Command) -> Result<Committed, ApiError>

@@ -429,6 +429,7 @@ pub async fn propose_match(
         company_may_host,
         explanation,
         replaces: body.replaces,
+        matching_round_id: None,
     };
     // Decide first (pure), so a refused match takes no slot; then take the
     // slot (the offer refuses when none is free, S2); then record the match.

@@ -238,7 +238,7 @@ fn enrolment(school: &SchoolId, body: &EnrollStudentRequest) -> Result<StudentEn
     })())
 }
 
-fn own_school(principal: &Principal) -> Result<SchoolId, ApiError> {
+pub(crate) fn own_school(principal: &Principal) -> Result<SchoolId, ApiError> {
     principal.require(&[Role::School])?;
     SchoolId::parse(principal.org()?)
         .map_err(|e| ApiError::Forbidden(format!("the token's org is not a school code: {e}")))

@@ -53,6 +53,8 @@ pub enum PlacementCommand {
         explanation: Option<Note>,
         /// The placement this one replaces.
         replaces: Option<Uuid>,
+        /// The matching round that proposes it.
+        matching_round_id: Option<Uuid>,
     },
     /// The student or school proposes a placement the student found (M2).
     ProposeSelfFound {

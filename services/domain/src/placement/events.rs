@@ -82,6 +82,9 @@ pub struct MatchProposed {
     /// The placement this one replaces (an alternative after a revocation or a report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<Uuid>,
+    /// The matching round that proposed it (stagematching), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matching_round_id: Option<Uuid>,
 }
 
 /// A student (or the school for them) proposed a placement they found

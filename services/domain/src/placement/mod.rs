@@ -434,6 +434,7 @@ impl Placement {
                 company_may_host,
                 explanation,
                 replaces,
+                matching_round_id,
             } => {
                 if offer.qualification != student.qualification {
                     return Err(PlacementError::QualificationMismatch {
@@ -456,6 +457,7 @@ impl Placement {
                     period: offer.period,
                     explanation,
                     replaces,
+                    matching_round_id,
                 })])
             }
             PlacementCommand::ProposeSelfFound {

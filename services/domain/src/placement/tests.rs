@@ -59,6 +59,7 @@ fn propose(pathway: Pathway) -> PlacementCommand {
         company_may_host: true,
         explanation: None,
         replaces: None,
+        matching_round_id: None,
     }
 }
 

@@ -205,6 +205,7 @@ pub fn generate(scenario: &Scenario) -> MatchingInput {
             region: region.name.to_owned(),
             location: (!rng.chance(0.05)).then(|| around(&mut rng, region)),
             max_travel_km: (!rng.chance(0.05)).then(|| travel_km[rng.pick(&travel_totals)]),
+            excluded_companies: Vec::new(),
         });
     }
 

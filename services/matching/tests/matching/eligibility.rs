@@ -154,3 +154,18 @@ fn m1_reach_is_measured_across_the_antimeridian_and_near_the_poles() {
     assert_eq!(found, eligible_pairs(&input));
     assert_eq!(found.len(), 2);
 }
+
+#[test]
+fn m3_a_company_objected_to_before_is_not_proposed_again() {
+    let (objected, other) = (offer("o1", "c1"), offer("o2", "c2"));
+    let mut s = student("s1");
+    s.excluded_companies = vec!["c1".into()];
+    let outcome =
+        run(&round(vec![s.clone()], vec![objected.clone(), other])).expect("a valid round");
+    let offers: Vec<&OfferId> = outcome.proposals.iter().map(|p| &p.offer).collect();
+    assert_eq!(offers, [&OfferId::from("o2")]);
+
+    let outcome = run(&round(vec![s], vec![objected])).expect("a valid round");
+    assert!(outcome.proposals.is_empty());
+    assert_eq!(outcome.unmatched[0].reason, UnmatchedReason::OnlyObjectedCompanies);
+}

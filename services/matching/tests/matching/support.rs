@@ -26,6 +26,7 @@ pub fn student(id: &str) -> Student {
         region: "Utrecht".into(),
         location: Some(UTRECHT),
         max_travel_km: Some(30),
+        excluded_companies: Vec::new(),
     }
 }
 
@@ -110,6 +111,7 @@ pub fn small_round(
                         region: format!("r{region}"),
                         location: place.map(|p| PLACES[p]),
                         max_travel_km: travel,
+                        excluded_companies: Vec::new(),
                     }
                 })
                 .collect(),
