@@ -2,8 +2,11 @@
 //! running the engine on what is in play, reading proposals with their
 //! explanations, publishing them as placements, and the two-and-two variant.
 
+use std::collections::HashMap;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use stagepact_domain::matching_round::{MatchingRound, MatchingRoundCommand};
 
 use crate::fixtures::*;
 use crate::helpers::{TestApp, problem, reason, spawn_app};
@@ -493,4 +496,86 @@ async fn only_the_rounds_school_opens_runs_publishes_and_reads_it() {
         let feed = ok_json(app.get("/v1/events?limit=500", &token).await, StatusCode::OK).await;
         assert!(!feed.to_string().contains("matching_round"), "{feed}");
     }
+}
+
+#[tokio::test]
+async fn matches_a_failure_left_unproposed_are_carried_out_by_the_background_round_once() {
+    let app = spawn_app().await;
+    app.candidate("s-1", "bol").await;
+    app.company_with_offer("lb-1", 1).await;
+    let round = app.open_round(round_body("single")).await;
+    app.run_round(&round).await;
+    // The publication recorded, then the process died before the placements.
+    let publish = MatchingRoundCommand::Publish { today: today() };
+    let committed = app
+        .state
+        .bus
+        .execute::<MatchingRound>(&round, publish, None, HashMap::new())
+        .await
+        .expect("published");
+    let position = committed.position.expect("a position");
+    let wait = std::time::Duration::from_secs(5);
+    let caught_up = app.state.projections.await_position("matching_rounds", position, wait).await;
+    assert!(caught_up.expect("checkpoint"), "the read model caught up");
+    let view = app.round_at(&round, position).await;
+    assert_eq!(view["proposals"][0]["placement"]["status"], "pending");
+
+    let placed = stagepact_api::delivery::carry_out_pending(&app.state).await.expect("carried out");
+    assert_eq!(placed, 1);
+    let head = app.state.log.head();
+    let caught_up = app.state.projections.await_position("matching_rounds", head, wait).await;
+    assert!(caught_up.expect("checkpoint"), "the read model caught up");
+    let again = stagepact_api::delivery::carry_out_pending(&app.state).await.expect("nothing left");
+    assert_eq!(again, 0, "a second round proposes nothing twice");
+    let view = app.round_at(&round, head).await;
+    assert_eq!(view["proposals"][0]["placement"]["status"], "proposed");
+    let placements: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'MatchProposed'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(placements, 1);
+}
+
+#[tokio::test]
+async fn m1_a_student_who_gives_a_place_to_travel_from_is_matched_within_their_travel_limit() {
+    let app = spawn_app().await;
+    // From Amersfoort (about 20 km from Utrecht) with a 10 km limit: the
+    // Utrecht offer is out of reach; with 30 km it is in, and the distance is
+    // explained. The place is kept to about a kilometre.
+    app.enroll("s-1", "bol", born_years_before_start(17)).await;
+    let mut body = wish(&[OPPORTUNITY]);
+    body["travel_from"] = json!({"lat": 52.156_123, "lon": 5.387_849});
+    body["max_travel_km"] = json!(10);
+    let response = app.post("/v1/students/s-1/learning-wish", &app.school(), body.clone()).await;
+    let position = ok_json(response, StatusCode::ACCEPTED).await["position"].as_i64();
+    let student = app
+        .get(&format!("/v1/students/s-1?min_position={}", position.unwrap_or(0)), &app.school())
+        .await;
+    let student = ok_json(student, StatusCode::OK).await;
+    assert_eq!(student["learning_wish"]["travel_from"], json!({"lat": 52.16, "lon": 5.39}));
+    app.recognised_company("lb-1").await;
+    let mut offer = offer_body(1);
+    offer["location"] = json!({"lat": 52.0907, "lon": 5.1214});
+    ok_json(app.post("/v1/offers", &app.company("lb-1"), offer).await, StatusCode::CREATED).await;
+
+    let round = app.open_round(round_body("single")).await;
+    let view = app.run_round(&round).await;
+    assert_eq!(
+        view["unmatched"],
+        json!([{"student_id": "s-1", "reason": "no_offer_within_reach"}])
+    );
+
+    body["max_travel_km"] = json!(30);
+    ok_json(
+        app.post("/v1/students/s-1/learning-wish", &app.school(), body).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let view = app.run_round(&round).await;
+    assert_eq!(view["run"]["run"], 2, "a changed wish is a changed input");
+    let distance = &view["proposals"][0]["explanation"]["distance"];
+    let metres = distance["distance_m"].as_u64().expect("a distance");
+    assert!((18_000..22_000).contains(&metres), "{distance}");
+    assert_eq!(distance["limit_m"], 30_000);
 }

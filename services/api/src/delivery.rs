@@ -32,6 +32,10 @@ use uuid::Uuid;
 
 use crate::server::AppState;
 
+/// Carries out the matches of published matching rounds that a failure left
+/// pending; `run` calls it every minute.
+pub use crate::routes::matching::carry_out_pending;
+
 /// The data subject whose key seals SBB's signal grounds. Signals are
 /// anonymised, not any student's data: they stay when a student is erased.
 pub const SIGNALS_SUBJECT: &str = "sbb-signals";
@@ -76,7 +80,7 @@ pub async fn run(state: AppState, signal_interval: Duration) {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "delivery round failed; retrying next round"),
         }
-        match crate::routes::matching::carry_out_pending(&state).await {
+        match carry_out_pending(&state).await {
             Ok(0) => {}
             Ok(placed) => tracing::info!(placed, "carried out pending matches"),
             Err(error) => {

@@ -13,7 +13,8 @@
 //! HTTP, the same pgbench baseline, and students reading their overview (see
 //! `lifecycle`). `--scenario reports` measures students filing reports with
 //! and without the protection of their content, and SBB listing the signals
-//! schools forward (see `reports`).
+//! schools forward (see `reports`). `--scenario matching` measures a
+//! school-size matching round through the API (see `matching_round`).
 //!
 //! It prints a report and writes the same figures as JSON.
 
@@ -23,6 +24,7 @@ mod header;
 mod http_load;
 mod lifecycle;
 mod machine;
+mod matching_round;
 mod parties;
 mod pgbench;
 mod reads;
@@ -62,6 +64,8 @@ enum Scenario {
     Lifecycle,
     /// Reports filed with and without protection, then signals listed.
     Reports,
+    /// A school-size matching round through the API: run, read, publish.
+    Matching,
 }
 
 /// Command-line options.
@@ -129,6 +133,7 @@ impl Args {
             Scenario::Commands => results.join("latest.json"),
             Scenario::Lifecycle => results.join("lifecycle.json"),
             Scenario::Reports => results.join("reports.json"),
+            Scenario::Matching => results.join("matching.json"),
         })
     }
 }
@@ -199,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
             };
             reports::run(&options, &header, &env).await
         }
+        Scenario::Matching => matching_round::run(&header, &env).await,
     };
     env.stop().await?;
     let (report, figures) = result?;

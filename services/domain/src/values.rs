@@ -252,6 +252,13 @@ impl Location {
         }
         Ok(Self { lat, lon })
     }
+
+    /// The point rounded to 0.01° (about 1.1 km north-south, 0.7 km east-west
+    /// here): precise enough to weigh a journey, too coarse to be an address.
+    pub fn coarse(self) -> Self {
+        let round = |degrees: f64| (degrees * 100.0).round() / 100.0;
+        Self { lat: round(self.lat), lon: round(self.lon) }
+    }
 }
 
 bounded_text!(

@@ -180,6 +180,7 @@ async fn a_students_record_is_the_aggregates_fold() {
         sectors: vec![Sector::parse("hospitality").expect("valid")],
         region: region("Utrecht"),
         max_travel_km: Some(25),
+        travel_from: None,
     };
     world.run::<Student>(&key, StudentCommand::RecordLearningWish(wish.clone())).await;
     let changed = StudentEnrolled { enrolment: enrolment(3, 2026), ..enrolled.clone() };

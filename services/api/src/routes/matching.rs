@@ -503,8 +503,10 @@ fn engine_student(record: &StudentRecord, objected: Option<BTreeSet<String>>) ->
         ),
         sectors: strings(wish.map(|w| w.sectors.iter().map(|s| s.as_str().to_owned()).collect())),
         region: wish.map(|w| w.region.to_string()).unwrap_or_default(),
-        // Students give a region, not an address: matching by region.
-        location: None,
+        // Without a place to travel from, the engine keeps to the region.
+        location: wish
+            .and_then(|w| w.travel_from)
+            .map(|l| engine::Location { lat: l.lat, lon: l.lon }),
         max_travel_km: wish.and_then(|w| w.max_travel_km),
         excluded_companies: objected
             .unwrap_or_default()

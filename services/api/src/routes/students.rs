@@ -13,14 +13,14 @@ use stagepact_domain::student::{
     StudentRecord, student_key,
 };
 use stagepact_domain::values::{
-    Competence, Crebo, Description, LearningGoal, Level, Pathway, Region, SchoolId, Sector,
-    StudentNumber, age_on, parse_list,
+    Competence, Crebo, Description, LearningGoal, Level, Location, Pathway, Region, SchoolId,
+    Sector, StudentNumber, age_on, parse_list,
 };
 use stagepact_store::Opener;
 use stagepact_store::students::{self, StudentEntry};
 use utoipa::ToSchema;
 
-use super::companies::ReadQuery;
+use super::companies::{LocationBody, ReadQuery};
 use super::{
     CommandContext, CommandHeaders, CommandProblems, Erased, ProtectedText, ReadProblems, accepted,
     tagged, today,
@@ -89,6 +89,12 @@ pub struct LearningWishRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 500)]
     pub max_travel_km: Option<i64>,
+    /// Where the student travels from: a neighbourhood, village or station
+    /// rather than the home address. Stored rounded to 0.01° (about a
+    /// kilometre). Matching then weighs the distance against `max_travel_km`;
+    /// without it, it keeps to `region`.
+    #[serde(default)]
+    pub travel_from: Option<LocationBody>,
 }
 
 /// What a student command recorded.
@@ -166,6 +172,9 @@ pub struct LearningWishView {
     /// Travel limit in km.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_travel_km: Option<u32>,
+    /// Where the student travels from, rounded to about a kilometre.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub travel_from: Option<LocationBody>,
 }
 
 /// A student as the school and the student themselves see them.
@@ -390,6 +399,12 @@ pub async fn record_learning_wish(
             Some(_) => Err("must be 1-500 km"),
         },
     );
+    let travel_from = match &body.travel_from {
+        Some(l) => {
+            fields.parse("travel_from", Location::parse(l.lat, l.lon)).map(|l| Some(l.coarse()))
+        }
+        None => Some(None),
+    };
     let wish = fields.finish((|| {
         Some(LearningWishRecorded {
             learning_goals: goals?,
@@ -397,6 +412,7 @@ pub async fn record_learning_wish(
             sectors: sectors?,
             region: region?,
             max_travel_km: travel?,
+            travel_from: travel_from?,
         })
     })())?;
     let id = student_key(&school, &student_id);
@@ -482,6 +498,7 @@ fn view(entry: StudentEntry, opener: &Opener) -> StudentView {
             sectors: w.sectors.into_iter().map(String::from).collect(),
             region: w.region.into(),
             max_travel_km: w.max_travel_km,
+            travel_from: w.travel_from.map(|l| LocationBody { lat: l.lat, lon: l.lon }),
         }),
         support_need,
         version,

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::protected::Sealed;
 use crate::values::{
-    Competence, Crebo, LearningGoal, Level, Pathway, Region, SchoolId, Sector, StudentNumber,
+    Competence, Crebo, LearningGoal, Level, Location, Pathway, Region, SchoolId, Sector,
+    StudentNumber,
 };
 
 /// What the school enrolled the student in.
@@ -52,7 +53,7 @@ pub struct StudentEnrolmentUpdated {
 
 /// The student's learning wish (leerwens): what matching reads, and nothing
 /// personal (M1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LearningWishRecorded {
     /// What the student wants to learn.
@@ -66,6 +67,11 @@ pub struct LearningWishRecorded {
     /// How far the student is willing to travel, in km.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_travel_km: Option<u32>,
+    /// Where the student travels from, rounded to about a kilometre (a
+    /// neighbourhood or station, not an address); without it, matching keeps
+    /// to the region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub travel_from: Option<Location>,
 }
 
 /// The school recorded the student's extra support need (G3), or that there is

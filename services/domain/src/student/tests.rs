@@ -30,6 +30,7 @@ fn wish() -> LearningWishRecorded {
         sectors: vec![],
         region: Region::parse("Utrecht").expect("valid"),
         max_travel_km: Some(25),
+        travel_from: None,
     }
 }
 
