@@ -68,24 +68,68 @@ impl PartialEq for Cipher {
 /// would pass PostgreSQL's 2 kB out-of-line threshold).
 pub const MIN_SEALED_LEN: usize = 256;
 
-/// Pads JSON with spaces (trailing whitespace is valid JSON) to the smallest
-/// length of the form `MIN_SEALED_LEN × 2ⁿ` that holds it, so a sealed value
-/// tells only its size class.
-fn pad(mut json: Vec<u8>) -> Vec<u8> {
+/// The first byte of deflated plaintext; JSON never starts with it, so
+/// content sealed before compression came still opens.
+const DEFLATED: u8 = 0;
+/// The most a deflated value may inflate to (texts are at most some tens of
+/// kilobytes): a bound, so no crafted value can exhaust memory.
+const MAX_INFLATED: usize = 1 << 20;
+
+/// Pads plaintext to the smallest length of the form `MIN_SEALED_LEN × 2ⁿ`
+/// that holds it, so a sealed value tells only its size class. JSON is padded
+/// with spaces (trailing whitespace is valid JSON).
+fn pad(mut plaintext: Vec<u8>) -> Vec<u8> {
     let mut bucket = MIN_SEALED_LEN;
-    while bucket < json.len() {
+    while bucket < plaintext.len() {
         bucket = bucket.saturating_mul(2);
     }
-    json.resize(bucket, b' ');
-    json
+    plaintext.resize(bucket, b' ');
+    plaintext
+}
+
+/// The plaintext of a value: its JSON, deflated when that makes it smaller
+/// than the smallest size class could not hold anyway. Ciphertext does not
+/// compress, so compressing first is the only way a sealed text takes less
+/// room than its JSON: a typical report's description then fits a smaller
+/// size class, and its event stays under PostgreSQL's out-of-line threshold
+/// (BENCHMARKS.md, "Reports and data protection"). Only the size class is
+/// visible, as before; nobody but the student writes a report's text, so no
+/// one can probe the compressed length with text of their own beside it.
+fn pack(json: Vec<u8>) -> Vec<u8> {
+    if json.len() <= MIN_SEALED_LEN {
+        return json;
+    }
+    let deflated = miniz_oxide::deflate::compress_to_vec(&json, 6);
+    let Ok(length) = u32::try_from(deflated.len()) else { return json };
+    if deflated.len() + 5 >= json.len() {
+        return json;
+    }
+    let mut packed = Vec::with_capacity(deflated.len() + 5);
+    packed.push(DEFLATED);
+    packed.extend_from_slice(&length.to_be_bytes());
+    packed.extend_from_slice(&deflated);
+    packed
+}
+
+/// The JSON of opened plaintext: inflated if it was deflated, padding and all
+/// left to the JSON reader otherwise.
+fn unpack(plaintext: Vec<u8>) -> Option<Vec<u8>> {
+    match plaintext.split_first() {
+        Some((&DEFLATED, rest)) => {
+            let (length, rest) = rest.split_first_chunk::<4>()?;
+            let deflated = rest.get(..usize::try_from(u32::from_be_bytes(*length)).ok()?)?;
+            miniz_oxide::inflate::decompress_to_vec_with_limit(deflated, MAX_INFLATED).ok()
+        }
+        _ => Some(plaintext),
+    }
 }
 
 impl Cipher {
-    /// Seals a value as JSON, padded to its size class.
+    /// Seals a value as JSON, deflated where that helps, padded to its size class.
     pub fn seal<T: Serialize>(&self, value: &T) -> Sealed {
         // Serialising our own plain data types to JSON cannot fail.
         let json = serde_json::to_vec(value).expect("plain data serialises");
-        self.0.seal(&pad(json))
+        self.0.seal(&pad(pack(json)))
     }
 
     /// Opens a value sealed with [`Cipher::seal`].
@@ -116,6 +160,7 @@ impl<T: DeserializeOwned> Protected<T> {
     /// The content from opened plaintext; `None` (no key) reads as erased.
     pub fn from_plaintext(plaintext: Option<Vec<u8>>) -> Self {
         plaintext
+            .and_then(unpack)
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .map_or(Self::erased(), Self::Readable)
     }
@@ -148,13 +193,17 @@ pub(crate) mod testing {
     pub(crate) struct Reversing;
 
     impl SubjectCipher for Reversing {
+        // Latin-1 as chars: any bytes (deflated text too) round-trip, one
+        // char each, so a value's length is its plaintext's.
         fn seal(&self, plaintext: &[u8]) -> Sealed {
-            let reversed: Vec<u8> = plaintext.iter().rev().copied().collect();
-            Sealed { sealed: TEST_KEY, data: String::from_utf8_lossy(&reversed).into_owned() }
+            let data = plaintext.iter().rev().map(|&b| char::from(b)).collect();
+            Sealed { sealed: TEST_KEY, data }
         }
 
         fn open(&self, sealed: &Sealed) -> Option<Vec<u8>> {
-            (sealed.sealed == TEST_KEY).then(|| sealed.data.bytes().rev().collect())
+            let bytes: Option<Vec<u8>> =
+                sealed.data.chars().rev().map(|c| u8::try_from(c).ok()).collect();
+            bytes.filter(|_| sealed.sealed == TEST_KEY)
         }
     }
 
@@ -174,12 +223,52 @@ mod tests {
         let all_grounds = crate::report::Ground::ALL.map(crate::report::Ground::as_str).to_vec();
         let long = cipher().seal(&all_grounds);
         let none = cipher().seal(&None::<String>);
-        assert_eq!(short.data.len(), MIN_SEALED_LEN);
-        assert_eq!(long.data.len(), MIN_SEALED_LEN);
-        assert_eq!(none.data.len(), MIN_SEALED_LEN);
-        let text = "x".repeat(MIN_SEALED_LEN + 1);
-        assert_eq!(cipher().seal(&text).data.len(), 2 * MIN_SEALED_LEN);
+        let plain_len = |sealed: &Sealed| sealed.data.chars().count();
+        assert_eq!(plain_len(&short), MIN_SEALED_LEN);
+        assert_eq!(plain_len(&long), MIN_SEALED_LEN);
+        assert_eq!(plain_len(&none), MIN_SEALED_LEN);
+        // Text that hardly compresses (a thousand pseudo-random characters
+        // of 75, over 6 bits each) keeps a class that holds its JSON.
+        let mut state = 1u32;
+        let text: String = (0..1000)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                char::from(b'0' + u8::try_from((state >> 16) % 75).unwrap_or(0))
+            })
+            .collect();
+        assert_eq!(plain_len(&cipher().seal(&text)), 4 * MIN_SEALED_LEN);
         assert_eq!(cipher().open::<Vec<String>>(&short), Protected::Readable(vec!["age".into()]));
         assert_eq!(cipher().open::<Option<String>>(&none), Protected::Readable(None));
+    }
+
+    #[test]
+    fn long_text_is_deflated_before_sealing_and_opens_as_it_was() {
+        let text = "Tijdens het gesprek vroeg de praktijkopleider waar mijn ouders vandaan \
+            komen. Een week later was de plek vergeven, maar de vacature stond nog open. "
+            .repeat(6);
+        let json_len = serde_json::to_vec(&text).expect("json").len();
+        let sealed = cipher().seal(&text);
+        let plain_len = sealed.data.chars().count();
+        assert!(json_len > 2 * MIN_SEALED_LEN, "{json_len}");
+        assert_eq!(plain_len, MIN_SEALED_LEN, "deflated into the smallest class");
+        assert_eq!(cipher().open::<String>(&sealed), Protected::Readable(text));
+    }
+
+    #[test]
+    fn content_sealed_before_compression_still_opens() {
+        let text = "x".repeat(3 * MIN_SEALED_LEN);
+        let mut json = serde_json::to_vec(&text).expect("json");
+        json.resize(4 * MIN_SEALED_LEN, b' ');
+        let old = cipher().0.seal(&json);
+        assert_eq!(cipher().open::<String>(&old), Protected::Readable(text));
+    }
+
+    #[test]
+    fn a_deflated_value_that_lies_about_its_length_reads_as_erased() {
+        let mut forged = vec![DEFLATED];
+        forged.extend_from_slice(&u32::MAX.to_be_bytes());
+        forged.extend_from_slice(b"not deflate");
+        let sealed = cipher().0.seal(&pad(forged));
+        assert_eq!(cipher().open::<String>(&sealed), Protected::erased());
     }
 }

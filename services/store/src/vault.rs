@@ -269,9 +269,11 @@ impl Vault {
         self.fetch_or_create(subjects).await.map(drop)
     }
 
-    /// One statement: the keys of `subjects` that exist, and new ones for those
-    /// that have none. A subject whose new key lost a race to another caller's
-    /// is absent from the answer (its caller then reads the winner's).
+    /// The keys of `subjects`: those that exist, read in one statement, and
+    /// new ones for those that have none, made in another only when there are
+    /// any. Keys are issued at enrolment, so sealing a student's content
+    /// usually needs the read alone, without making (and wrapping) a key per
+    /// subject just in case.
     async fn fetch_or_create(
         &self,
         subjects: &[String],
@@ -279,6 +281,31 @@ impl Vault {
         let mut unique = subjects.to_vec();
         unique.sort_unstable();
         unique.dedup();
+        let rows: Vec<(String, Uuid, Vec<u8>)> = sqlx::query_as(
+            "SELECT subject, key_id, wrapped FROM subject_keys WHERE subject = ANY($1)",
+        )
+        .bind(&unique)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut found: HashMap<String, (Uuid, Vec<u8>)> = rows
+            .into_iter()
+            .map(|(subject, key_id, wrapped)| (subject, (key_id, wrapped)))
+            .collect();
+        unique.retain(|subject| !found.contains_key(subject));
+        if !unique.is_empty() {
+            found.extend(self.create_keys(&unique).await?);
+        }
+        Ok(found)
+    }
+
+    /// One statement: new keys for those of `subjects` that have none, and the
+    /// keys of the others (made meanwhile by another caller). A subject whose
+    /// new key lost a race to another caller's is absent from the answer (its
+    /// caller then reads the winner's).
+    async fn create_keys(
+        &self,
+        unique: &[String],
+    ) -> Result<HashMap<String, (Uuid, Vec<u8>)>, StoreError> {
         let key_ids: Vec<Uuid> = unique.iter().map(|_| Uuid::new_v4()).collect();
         let wrapped: Vec<Vec<u8>> = key_ids
             .iter()
@@ -303,7 +330,7 @@ impl Vault {
              UNION ALL
              SELECT subject, key_id, wrapped FROM created",
         )
-        .bind(&unique)
+        .bind(unique)
         .bind(&key_ids)
         .bind(&wrapped)
         .fetch_all(&self.pool)
