@@ -348,32 +348,32 @@ async fn m2_named_students_without_a_wish_or_with_a_placement_are_left_out_with_
 async fn m5_a_support_need_never_reaches_the_round() {
     let app = spawn_app().await;
     app.candidate("s-1", "bol").await;
+    app.candidate("s-2", "bol").await;
     app.company_with_offer("lb-1", 1).await;
-    let round = app.open_round(round_body("single")).await;
-    let view = app.run_round(&round).await;
+    let before = app.open_round(round_body("single")).await;
+    let without = app.run_round(&before).await;
+
+    // A support need (sealed, G3) for one student, then the same round again
+    // and a new one: the engine's input is the same, so is the result.
+    const NEED: &str = "needs extra time to settle in";
     let need = app
-        .post(
-            "/v1/students/s-1/support-need",
-            &app.school(),
-            json!({"support_need": "extra time to settle in"}),
-        )
+        .post("/v1/students/s-1/support-need", &app.school(), json!({"support_need": NEED}))
         .await;
     ok_json(need, StatusCode::ACCEPTED).await;
-
-    // The input is unchanged: the run is not recorded again.
-    let again = app.round_step(&round, "runs", json!({})).await;
-    assert_eq!(again["run"], 1);
+    let again = app.round_step(&before, "runs", json!({})).await;
+    assert_eq!(again["run"], 1, "the input did not change");
     assert_eq!(again["position"], Value::Null);
-    let stored: Value = sqlx::query_scalar(
-        "SELECT payload FROM events WHERE aggregate_id = $1 AND event_type = 'MatchingRoundRun'",
-    )
-    .bind(&round)
-    .fetch_one(&app.pool)
-    .await
-    .expect("the run");
-    let text = stored.to_string();
-    assert!(!text.contains("support") && !text.contains("date_of_birth"), "{text}");
-    assert_eq!(view["run"]["metrics"]["students"], 1);
+    let after = app.open_round(round_body("single")).await;
+    let with = app.run_round(&after).await;
+    assert_eq!(with["run"]["input_digest"], without["run"]["input_digest"]);
+    assert_eq!(with["proposals"], without["proposals"]);
+    let stored: Vec<Value> =
+        sqlx::query_scalar("SELECT payload FROM events WHERE aggregate_type = 'matching_round'")
+            .fetch_all(&app.pool)
+            .await
+            .expect("the rounds' events");
+    let text = serde_json::to_string(&stored).expect("json");
+    assert!(!text.contains(NEED) && !text.contains("date_of_birth"), "{text}");
 }
 
 #[tokio::test]
@@ -578,4 +578,60 @@ async fn m1_a_student_who_gives_a_place_to_travel_from_is_matched_within_their_t
     let metres = distance["distance_m"].as_u64().expect("a distance");
     assert!((18_000..22_000).contains(&metres), "{distance}");
     assert_eq!(distance["limit_m"], 30_000);
+}
+
+#[tokio::test]
+async fn m2_a_match_for_a_student_placed_meanwhile_lapses_at_publication() {
+    let app = spawn_app().await;
+    app.candidate("s-1", "bol").await;
+    app.company_with_offer("lb-1", 1).await;
+    let other = app.company_with_offer("lb-2", 1).await;
+    let round = app.open_round(round_body("single")).await;
+    let view = app.run_round(&round).await;
+    let proposed_offer = view["proposals"][0]["offer_id"].as_str().expect("an offer").to_owned();
+    // Between run and publication the school matches the student by hand.
+    let by_hand =
+        if proposed_offer == other { app.company_with_offer("lb-3", 1).await } else { other };
+    app.propose("s-1", &by_hand).await;
+
+    let published = app.round_step(&round, "publication", json!({})).await;
+    assert_eq!(published["carried_out"], json!({"placed": 0, "lapsed": 1, "pending": 0}));
+    let view = app.round_at(&round, published["position"].as_i64().unwrap_or(0)).await;
+    assert_eq!(view["proposals"][0]["placement"]["status"], "lapsed");
+    let proposed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'MatchProposed'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(proposed, 1, "only the match by hand");
+    let offer = app.get(&format!("/v1/offers/{proposed_offer}"), &app.school()).await;
+    assert_eq!(ok_json(offer, StatusCode::OK).await["free_slots"], 1, "the slot is not held");
+}
+
+#[tokio::test]
+async fn m4_a_two_and_two_student_whose_match_lapsed_is_settled_with_the_other_introduction() {
+    let app = spawn_app().await;
+    app.candidate("s-1", "bol").await;
+    let offer_1 = app.company_with_offer("lb-1", 1).await;
+    let offer_2 = app.company_with_offer("lb-2", 1).await;
+    let round = app.open_round(round_body("two_and_two")).await;
+    app.run_round(&round).await;
+    app.round_step(&round, "publication", json!({})).await;
+    let withdrawn =
+        app.post(&format!("/v1/offers/{offer_1}/withdraw"), &app.company("lb-1"), json!({})).await;
+    ok_json(withdrawn, StatusCode::ACCEPTED).await;
+    let settle = |offer: &str| json!({"settlements": [{"student_id": "s-1", "offer_id": offer}]});
+
+    let first = app.round_step(&round, "settlements", settle(&offer_1)).await;
+    assert_eq!(first["carried_out"]["lapsed"], 1);
+    let path = format!("/v1/matching-rounds/{round}/settlements");
+    let before = app.event_count().await;
+    let same = app.post(&path, &app.school(), settle(&offer_1)).await;
+    assert_eq!(problem(same, StatusCode::CONFLICT).await["rule"], "M4");
+    assert_eq!(app.event_count().await, before);
+
+    let second = app.round_step(&round, "settlements", settle(&offer_2)).await;
+    assert_eq!(second["carried_out"]["placed"], 1);
+    let view = app.round_at(&round, second["position"].as_i64().unwrap_or(0)).await;
+    assert_eq!(view["status"], "settled");
 }

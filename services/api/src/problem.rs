@@ -389,6 +389,7 @@ impl From<MatchingRoundError> for ApiError {
             E::NotSettleable => Self::refused("round-not-settleable", &error, rule),
             E::NotIntroduced { .. } => Self::invalid("settlements", &error, rule),
             E::AlreadySettled(_) => Self::refused("already-settled", &error, rule),
+            E::Lapsed { .. } => Self::refused("match-lapsed", &error, rule),
             E::NoSettlements => Self::invalid("settlements", &error, rule),
         }
     }

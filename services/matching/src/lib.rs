@@ -79,6 +79,11 @@
 //!   places slightly fewer students with clearly lower fit, and leaves about
 //!   six times the blocking pairs (BENCHMARKS.md, "Matching engine").
 
+/// The version of the engine's decisions: raised whenever the same input
+/// would be decided differently (a rule, a weight, a tie-break), so a caller
+/// that keeps results by input digest knows an earlier result is stale.
+pub const DECISION_VERSION: u32 = 1;
+
 mod candidates;
 mod fit;
 mod geo;

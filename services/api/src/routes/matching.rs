@@ -22,6 +22,7 @@
 //! support need, no report, no name. Only the school reads its rounds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Path, State};
@@ -42,7 +43,8 @@ use stagepact_domain::values::{Crebo, Note, Pathway, Period, SchoolId, StudentNu
 use stagepact_matching as engine;
 use stagepact_matching::{Explanation, Metrics, Settings, UnmatchedReason, Variant};
 use stagepact_store::{
-    CommandError, Denial, company_registry, matching_rounds, offers, placements, students,
+    CommandError, Denial, StoreError, company_registry, matching_rounds, offers, placements,
+    students,
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -237,6 +239,9 @@ pub struct RoundView {
 // Helpers
 // ---------------------------------------------------------------------------
 
+/// The most students a request names (`student_ids`, `settlements`).
+const MAX_LISTED: usize = 20_000;
+
 fn round_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("no matching round {raw:?}")))
 }
@@ -314,6 +319,9 @@ pub async fn open_matching_round(
         None => Some(None),
         Some(ids) if ids.is_empty() => fields
             .parse::<(), _>("student_ids", Err("name at least one student, or leave it out"))
+            .map(|()| None),
+        Some(ids) if ids.len() > MAX_LISTED => fields
+            .parse::<(), _>("student_ids", Err(format!("name at most {MAX_LISTED} students")))
             .map(|()| None),
         Some(ids) => {
             let mut parsed = BTreeSet::new();
@@ -483,6 +491,11 @@ pub async fn round_input(
                 .map(|l| engine::Location { lat: l.lat, lon: l.lon }),
         });
     }
+    // The digest reads the input in order: the order of Rust's, not of a
+    // database collation.
+    students.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    offers.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    left_out.sort_unstable_by(|a, b| a.student_id.cmp(&b.student_id));
     let settings = Settings { variant: opened.variant, ..Settings::default() };
     Ok(RoundInput { input: engine::MatchingInput { students, offers, settings }, left_out })
 }
@@ -516,10 +529,12 @@ fn engine_student(record: &StudentRecord, objected: Option<BTreeSet<String>>) ->
     }
 }
 
-/// SHA-256 of the input's JSON, in hex: the input is built in a fixed order
-/// (students and offers by id), so the same state gives the same digest.
-fn digest(input: &engine::MatchingInput) -> Result<String, ApiError> {
-    let bytes = serde_json::to_vec(input).map_err(|e| ApiError::Internal(Box::new(e)))?;
+/// SHA-256, in hex, of what decides a run: the engine's decision version,
+/// its input and the named students left out. The input is built in a fixed
+/// order (students and offers by id), so the same state gives the same digest.
+fn digest(input: &engine::MatchingInput, left_out: &[LeftOut]) -> Result<String, ApiError> {
+    let decided = (engine::DECISION_VERSION, input, left_out);
+    let bytes = serde_json::to_vec(&decided).map_err(|e| ApiError::Internal(Box::new(e)))?;
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -555,7 +570,7 @@ pub async fn run_matching_round(
     catch_up(&command.state).await?;
     let RoundInput { input, left_out } =
         round_input(&command.state, &record.opened, today()).await?;
-    let input_digest = digest(&input)?;
+    let input_digest = digest(&input, &left_out)?;
     let settings = input.settings;
     // The engine is CPU work: off the async workers.
     let (outcome, run_time_ms) = tokio::task::spawn_blocking(move || {
@@ -574,10 +589,11 @@ pub async fn run_matching_round(
         outcome: Box::new(outcome),
         run_time_ms,
     };
+    let latest = record.latest_run.as_ref().map_or(0, |r| r.run);
     let committed = command.on_round(id, run).await?;
-    let (round, _) = command.state.bus.load::<MatchingRound>(&id.to_string()).await?;
     let mut body = answer(id, committed);
-    body.run = round.record().and_then(|r| r.latest_run.as_ref()).map(|r| r.run);
+    // A new run is the next number; an unchanged input keeps the latest.
+    body.run = Some(if committed.position.is_some() { latest + 1 } else { latest });
     Ok(respond(StatusCode::ACCEPTED, body, committed))
 }
 
@@ -618,6 +634,9 @@ pub async fn settle_matching_round(
     own_school(&command.principal)?;
     let id = round_id(&raw_id)?;
     let mut fields = Fields::default();
+    if body.settlements.len() > MAX_LISTED {
+        fields.parse::<(), _>("settlements", Err(format!("at most {MAX_LISTED} at once")));
+    }
     let mut settlements = Vec::with_capacity(body.settlements.len());
     for (index, s) in body.settlements.iter().enumerate() {
         let student = StudentNumber::parse(&s.student_id);
@@ -664,8 +683,9 @@ fn explanation_note(round: Uuid, fit: u32, e: &Explanation) -> Option<Note> {
     let list = |items: &[String]| {
         if items.is_empty() { "none".to_owned() } else { items.join(", ") }
     };
+    // Whole kilometres and no travel limit: the company reads this too.
     let distance = match e.distance.distance_m {
-        Some(m) => format!("{:.1} km of {} km", f64::from(m) / 1000.0, e.distance.limit_m / 1000),
+        Some(m) => format!("about {} km, within the student's travel limit", (m + 500) / 1000),
         None => "same region".to_owned(),
     };
     let mut text = format!(
@@ -691,8 +711,8 @@ fn explanation_note(round: Uuid, fit: u32, e: &Explanation) -> Option<Note> {
         e.distance.points,
         e.distance.weight,
     );
-    if text.chars().count() > 2000 {
-        text = text.chars().take(1997).collect::<String>() + "...";
+    if text.chars().count() > Note::MAX_CHARS {
+        text = text.chars().take(Note::MAX_CHARS - 3).collect::<String>() + "...";
     }
     Note::parse(&text).ok()
 }
@@ -703,92 +723,162 @@ enum Done {
     Lapsed(LapsedMatch),
 }
 
-fn lapsed(placement_id: Uuid, error: &ApiError) -> Done {
-    let (reason, rule) = match error {
-        ApiError::Refused { detail, rule, .. } => (detail.clone(), rule.map(str::to_owned)),
-        ApiError::Validation(fields, rule) => (
-            fields
-                .iter()
-                .map(|f| format!("{}: {}", f.field, f.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-            rule.map(str::to_owned),
-        ),
-        other => (other.to_string(), None),
-    };
-    Done::Lapsed(LapsedMatch { placement_id, reason, rule })
+/// A lapse for `reason` under `rule`.
+fn lapse(placement_id: Uuid, reason: impl Into<String>, rule: Option<&str>) -> Done {
+    Done::Lapsed(LapsedMatch { placement_id, reason: reason.into(), rule: rule.map(str::to_owned) })
 }
 
-/// Proposes one match as a placement, the way `proposeMatch` does: the
-/// placement's own rules first, then the offer's slot, then the placement.
-/// `Ok(None)` when a store failure leaves it for a retry.
-async fn carry_out_one(
-    state: &AppState,
-    metadata: &HashMap<String, String>,
+/// A lapse for a refusal of the placement or offer rules.
+fn refused(placement_id: Uuid, error: &ApiError) -> Done {
+    match error {
+        ApiError::Refused { detail, rule, .. } => lapse(placement_id, detail.clone(), *rule),
+        ApiError::Validation(fields, rule) => {
+            let fields: Vec<String> =
+                fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect();
+            lapse(placement_id, fields.join("; "), *rule)
+        }
+        other => lapse(placement_id, other.to_string(), None),
+    }
+}
+
+/// What carrying out one round's matches shares.
+#[derive(Clone)]
+struct Carrier {
+    state: AppState,
+    metadata: HashMap<String, String>,
     round: Uuid,
-    school: &SchoolId,
-    m: &RoundMatch,
-    explanation: Option<Note>,
-) -> Result<Done, ApiError> {
-    let id = m.placement_id;
-    let (existing, _) = state.bus.load::<Placement>(&id.to_string()).await?;
-    if existing.record().is_some() {
-        return Ok(Done::Placed(id));
+    school: SchoolId,
+    /// The periods of the placements that hold each student (M2), as the
+    /// placement board shows them when the carry-out starts.
+    held: Arc<HashMap<String, Vec<Period>>>,
+}
+
+impl Carrier {
+    /// Proposes one match as a placement, the way `proposeMatch` does: the
+    /// placement's own rules first, then the offer's slot, then the placement.
+    /// What changed since the run is checked again: the student got another
+    /// placement for the period (M2), the company opted out or the offer
+    /// closed for matching (M4), the offer was withdrawn or ended (S2), the
+    /// company may no longer host (S1). A lapse gives back a slot an earlier,
+    /// interrupted attempt may have reserved.
+    async fn one(&self, m: &RoundMatch, explanation: Option<Note>) -> Result<Done, ApiError> {
+        let id = m.placement_id;
+        let (existing, _) = self.state.bus.load::<Placement>(&id.to_string()).await?;
+        if existing.record().is_some() {
+            return Ok(Done::Placed(id));
+        }
+        let done = self.propose(m, explanation).await?;
+        if matches!(done, Done::Lapsed(_)) {
+            let release = OfferCommand::ReleaseSlot { placement_id: id };
+            let offer = m.offer_id.to_string();
+            match self
+                .state
+                .bus
+                .execute::<Offer>(&offer, release, None, self.metadata.clone())
+                .await
+            {
+                Ok(_) | Err(CommandError::Rejected(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(done)
     }
-    let (student, _) = state.bus.load::<Student>(&student_key(school, &m.student_id)).await?;
-    let Some(student) = student.record() else {
-        return Ok(lapsed(id, &ApiError::NotFound("the student is no longer enrolled".into())));
-    };
-    let (offer, _) = state.bus.load::<Offer>(&m.offer_id.to_string()).await?;
-    let Some(offer) = offer.record() else {
-        return Ok(lapsed(id, &ApiError::NotFound("the offer does not exist".into())));
-    };
-    let day = today();
-    let offer_facts = OfferFacts {
-        offer_id: m.offer_id,
-        company_id: offer.offer.company_id.clone(),
-        qualification: offer.offer.qualification,
-        levels: offer.offer.levels.clone(),
-        period: offer.offer.period,
-    };
-    let (company, _) = state.bus.load::<Company>(offer_facts.company_id.as_str()).await?;
-    let company_may_host =
-        company.record().is_some_and(|c| c.may_host(offer_facts.qualification, day));
-    let proposal = PlacementCommand::ProposeMatch {
-        placement_id: id,
-        student: StudentFacts {
-            student: PlacementStudent {
-                school: school.clone(),
-                student_id: m.student_id.clone(),
-                level: student.enrolment.level,
-                pathway: student.enrolment.pathway,
+
+    async fn propose(&self, m: &RoundMatch, explanation: Option<Note>) -> Result<Done, ApiError> {
+        let (state, id, day) = (&self.state, m.placement_id, today());
+        let key = student_key(&self.school, &m.student_id);
+        let (student, _) = state.bus.load::<Student>(&key).await?;
+        let Some(student) = student.record() else {
+            return Ok(lapse(id, "the student is no longer enrolled", None));
+        };
+        let (offer, _) = state.bus.load::<Offer>(&m.offer_id.to_string()).await?;
+        let Some(offer) = offer.record() else {
+            return Ok(lapse(id, "the offer does not exist", None));
+        };
+        let period = offer.offer.period;
+        let held = self.held.get(m.student_id.as_str());
+        if held.is_some_and(|periods| periods.iter().any(|p| p.overlaps(&period))) {
+            return Ok(lapse(id, "the student has a placement for this period", Some("M2")));
+        }
+        if offer.withdrawn || period.end < day {
+            return Ok(lapse(id, "the offer was withdrawn or has ended", Some("S2")));
+        }
+        let (company, _) = state.bus.load::<Company>(offer.offer.company_id.as_str()).await?;
+        let company = company.record();
+        if !offer.offer.open_for_matching || company.is_some_and(|c| c.opted_out_of_matching) {
+            return Ok(lapse(id, "the company no longer takes part in matching", Some("M4")));
+        }
+        let proposal = PlacementCommand::ProposeMatch {
+            placement_id: id,
+            student: StudentFacts {
+                student: PlacementStudent {
+                    school: self.school.clone(),
+                    student_id: m.student_id.clone(),
+                    level: student.enrolment.level,
+                    pathway: student.enrolment.pathway,
+                },
+                qualification: student.enrolment.qualification,
             },
-            qualification: student.enrolment.qualification,
-        },
-        offer: offer_facts,
-        company_may_host,
-        explanation,
-        replaces: None,
-        matching_round_id: Some(round),
-    };
-    if let Err(error) = Placement::default().decide(proposal.clone()) {
-        return Ok(lapsed(id, &error.into()));
-    }
-    let offer_id = m.offer_id.to_string();
-    let reserve = OfferCommand::ReserveSlot { placement_id: id, today: day };
-    match state.bus.execute::<Offer>(&offer_id, reserve, None, metadata.clone()).await {
-        Ok(_) => {}
-        Err(CommandError::Rejected(error)) => return Ok(lapsed(id, &error.into())),
-        Err(error) => return Err(error.into()),
-    }
-    match state.bus.execute::<Placement>(&id.to_string(), proposal, None, metadata.clone()).await {
-        Ok(_) | Err(CommandError::Rejected(PlacementError::AlreadyExists)) => Ok(Done::Placed(id)),
-        Err(error) => Err(error.into()),
+            company_may_host: company.is_some_and(|c| c.may_host(offer.offer.qualification, day)),
+            offer: OfferFacts {
+                offer_id: m.offer_id,
+                company_id: offer.offer.company_id.clone(),
+                qualification: offer.offer.qualification,
+                levels: offer.offer.levels.clone(),
+                period,
+            },
+            explanation,
+            replaces: None,
+            matching_round_id: Some(self.round),
+        };
+        if let Err(error) = Placement::default().decide(proposal.clone()) {
+            return Ok(refused(id, &error.into()));
+        }
+        let (offer_id, metadata) = (m.offer_id.to_string(), self.metadata.clone());
+        let reserve = OfferCommand::ReserveSlot { placement_id: id, today: day };
+        match state.bus.execute::<Offer>(&offer_id, reserve, None, metadata.clone()).await {
+            Ok(_) => {}
+            Err(CommandError::Rejected(error)) => return Ok(refused(id, &error.into())),
+            Err(error) => return Err(error.into()),
+        }
+        match state.bus.execute::<Placement>(&id.to_string(), proposal, None, metadata).await {
+            Ok(_) | Err(CommandError::Rejected(PlacementError::AlreadyExists)) => {
+                Ok(Done::Placed(id))
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 }
 
 /// How many matches are carried out at once.
 const CONCURRENCY: usize = 8;
+
+/// A session of its own holding an advisory lock on round `id`: one carry-out
+/// of a round at a time, across processes (a request's and the background
+/// round's). Closing the session, or losing it, releases the lock.
+async fn lock_round(state: &AppState, id: Uuid) -> Result<sqlx::PgConnection, ApiError> {
+    let mut session = state.pool.acquire().await.map_err(StoreError::from)?.detach();
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+        .bind(format!("matching_round:{id}"))
+        .execute(&mut session)
+        .await
+        .map_err(StoreError::from)?;
+    Ok(session)
+}
+
+/// The periods of the placements that hold each of `school`'s students.
+async fn held_periods(
+    state: &AppState,
+    school: &SchoolId,
+) -> Result<HashMap<String, Vec<Period>>, ApiError> {
+    let mut held: HashMap<String, Vec<Period>> = HashMap::new();
+    for placement in matching_rounds::placements(&state.pool, school.as_str()).await? {
+        if let Some(period) = placement.period().filter(|_| holds(placement.status)) {
+            held.entry(placement.student.student_id.to_string()).or_default().push(period);
+        }
+    }
+    Ok(held)
+}
 
 /// Carries out every pending match of round `id` and records how; idempotent
 /// (placement ids derive from the round), so a retry after a crash proposes
@@ -798,10 +888,28 @@ pub async fn carry_out(
     id: Uuid,
     metadata: HashMap<String, String>,
 ) -> Result<(CarriedOutView, Option<stagepact_store::Committed>), ApiError> {
+    let session = lock_round(state, id).await?;
+    let result = carry_out_locked(state, id, metadata).await;
+    // Dropping the session would release the lock as well; closing says goodbye.
+    if let Err(error) = sqlx::Connection::close(session).await {
+        tracing::debug!(%error, "closing a round's lock session");
+    }
+    result
+}
+
+async fn carry_out_locked(
+    state: &AppState,
+    id: Uuid,
+    metadata: HashMap<String, String>,
+) -> Result<(CarriedOutView, Option<stagepact_store::Committed>), ApiError> {
     let (round, _) = state.bus.load::<MatchingRound>(&id.to_string()).await?;
     let Some(record) = round.record() else {
         return Ok((CarriedOutView { placed: 0, lapsed: 0, pending: 0 }, None));
     };
+    let pending: Vec<RoundMatch> = record.pending().into_iter().cloned().collect();
+    if pending.is_empty() {
+        return Ok((CarriedOutView { placed: 0, lapsed: 0, pending: 0 }, None));
+    }
     let explanations: HashMap<(String, String), Option<Note>> = record
         .latest_run
         .iter()
@@ -810,22 +918,25 @@ pub async fn carry_out(
             ((p.student.0.clone(), p.offer.0.clone()), explanation_note(id, p.fit, &p.explanation))
         })
         .collect();
-    let pending: Vec<RoundMatch> = record.pending().into_iter().cloned().collect();
-    let school = record.opened.school.clone();
+    catch_up(state).await?;
+    let carrier = Carrier {
+        state: state.clone(),
+        metadata: metadata.clone(),
+        round: id,
+        school: record.opened.school.clone(),
+        held: Arc::new(held_periods(state, &record.opened.school).await?),
+    };
     let mut done = MatchingRoundCarriedOut { placed: Vec::new(), lapsed: Vec::new() };
     let mut failure = None;
     for chunk in pending.chunks(CONCURRENCY) {
         let mut tasks = tokio::task::JoinSet::new();
         for m in chunk {
-            let (state, metadata, school, m) =
-                (state.clone(), metadata.clone(), school.clone(), m.clone());
+            let (carrier, m) = (carrier.clone(), m.clone());
             let explanation = explanations
                 .get(&(m.student_id.to_string(), m.offer_id.to_string()))
                 .cloned()
                 .flatten();
-            tasks.spawn(async move {
-                carry_out_one(&state, &metadata, id, &school, &m, explanation).await
-            });
+            tasks.spawn(async move { carrier.one(&m, explanation).await });
         }
         while let Some(result) = tasks.join_next().await {
             match result.map_err(|e| ApiError::Internal(Box::new(e))) {
@@ -858,12 +969,17 @@ pub async fn carry_out(
     }
 }
 
-/// Carries out what a crash or a failure left pending, in every round.
+/// Carries out what a crash or a failure left pending, in every round; a
+/// round that fails again is logged and left for the next turn, and the
+/// others go on.
 pub async fn carry_out_pending(state: &AppState) -> Result<usize, ApiError> {
     let mut placed = 0;
     for id in matching_rounds::pending(&state.pool).await? {
         let system = HashMap::from([("actor_role".to_owned(), "system".to_owned())]);
-        placed += carry_out(state, id, system).await?.0.placed;
+        match carry_out(state, id, system).await {
+            Ok((view, _)) => placed += view.placed,
+            Err(error) => tracing::warn!(%error, round = %id, "carrying out a round failed"),
+        }
     }
     Ok(placed)
 }

@@ -106,9 +106,19 @@ pub enum MatchingRoundError {
         /// The offer.
         offer: Uuid,
     },
-    /// A student is settled once.
+    /// A student is settled once (again only after their match lapsed).
     #[error("student {0} is settled already")]
     AlreadySettled(String),
+    /// The settled match lapsed: the other introduction remains.
+    #[error(
+        "the match of student {student} with offer {offer} lapsed; settle with another introduction"
+    )]
+    Lapsed {
+        /// The student.
+        student: String,
+        /// The offer.
+        offer: Uuid,
+    },
     /// No settlements.
     #[error("name at least one settlement")]
     NoSettlements,
@@ -118,9 +128,10 @@ impl MatchingRoundError {
     /// The pact rule behind the refusal.
     pub fn rule(&self) -> Option<&'static str> {
         match self {
-            Self::NotSettleable | Self::NotIntroduced { .. } | Self::AlreadySettled(_) => {
-                Some("M4")
-            }
+            Self::NotSettleable
+            | Self::NotIntroduced { .. }
+            | Self::AlreadySettled(_)
+            | Self::Lapsed { .. } => Some("M4"),
             _ => None,
         }
     }
@@ -181,6 +192,15 @@ impl MatchingRoundRecord {
         }
     }
 
+    /// The students with a match that has not lapsed: placed or pending.
+    pub fn settled_students(&self) -> BTreeSet<&str> {
+        self.matches
+            .values()
+            .filter(|m| !self.lapsed.contains_key(&m.placement_id))
+            .map(|m| m.student_id.as_str())
+            .collect()
+    }
+
     /// The matches not carried out yet.
     pub fn pending(&self) -> Vec<&RoundMatch> {
         self.matches
@@ -197,8 +217,7 @@ impl MatchingRoundRecord {
             (Some(_), Some(run)) if self.opened.variant == Variant::TwoAndTwo => {
                 let introduced: BTreeSet<&str> =
                     run.outcome.proposals.iter().map(|p| p.student.0.as_str()).collect();
-                let settled: BTreeSet<&str> =
-                    self.matches.values().map(|m| m.student_id.as_str()).collect();
+                let settled = self.settled_students();
                 if introduced.len() == settled.len() { "settled" } else { "published" }
             }
             (Some(_), _) => "published",
@@ -284,27 +303,33 @@ impl MatchingRound {
                 if settlements.is_empty() {
                     return Err(MatchingRoundError::NoSettlements);
                 }
-                let mut settled: BTreeSet<&str> =
-                    record.matches.values().map(|m| m.student_id.as_str()).collect();
+                let introductions: BTreeSet<(&str, &str)> = run
+                    .outcome
+                    .proposals
+                    .iter()
+                    .map(|p| (p.student.0.as_str(), p.offer.0.as_str()))
+                    .collect();
+                let mut settled = record.settled_students();
                 let mut matches = Vec::with_capacity(settlements.len());
                 for (student, offer) in &settlements {
-                    let introduced =
-                        run.outcome.proposals.iter().any(|p| {
-                            p.student.0 == student.as_str() && p.offer.0 == offer.to_string()
-                        });
-                    if !introduced {
+                    let (name, offer_text) = (student.to_string(), offer.to_string());
+                    if !introductions.contains(&(student.as_str(), offer_text.as_str())) {
                         return Err(MatchingRoundError::NotIntroduced {
-                            student: student.to_string(),
+                            student: name,
                             offer: *offer,
                         });
                     }
                     if !settled.insert(student.as_str()) {
-                        return Err(MatchingRoundError::AlreadySettled(student.to_string()));
+                        return Err(MatchingRoundError::AlreadySettled(name));
+                    }
+                    let placement_id = placement_id(round_id, student, *offer);
+                    if record.lapsed.contains_key(&placement_id) {
+                        return Err(MatchingRoundError::Lapsed { student: name, offer: *offer });
                     }
                     matches.push(RoundMatch {
                         student_id: student.clone(),
                         offer_id: *offer,
-                        placement_id: placement_id(round_id, student, *offer),
+                        placement_id,
                     });
                 }
                 Ok(Some(MatchingRoundEvent::MatchingRoundSettled(MatchingRoundSettled { matches })))

@@ -98,6 +98,22 @@ fn published(variant: Variant) -> MatchingRoundEvent {
         .expect("ev")
 }
 
+/// The event that settles `student` with `offer`.
+fn settled_with(student: &str, offer: Uuid) -> MatchingRoundEvent {
+    MatchingRoundEvent::MatchingRoundSettled(MatchingRoundSettled {
+        matches: vec![RoundMatch {
+            student_id: number(student),
+            offer_id: offer,
+            placement_id: placement_id(ROUND, &number(student), offer),
+        }],
+    })
+}
+
+/// A two-and-two round, run and published: its students introduced.
+fn introduced() -> Vec<MatchingRoundEvent> {
+    vec![opened(Variant::TwoAndTwo), ran(Variant::TwoAndTwo), published(Variant::TwoAndTwo)]
+}
+
 #[test]
 fn a_run_on_the_same_input_is_not_recorded_again() {
     RoundTest::with(())
@@ -167,30 +183,16 @@ fn m4_a_two_and_two_round_publishes_introductions_and_settles_later() {
         .collect();
     assert_eq!(of_s1, BTreeSet::from(["c1", "c2"]), "each student meets two companies");
     RoundTest::with(())
-        .given(vec![
-            opened(Variant::TwoAndTwo),
-            ran(Variant::TwoAndTwo),
-            published(Variant::TwoAndTwo),
-        ])
+        .given(introduced())
         .when(MatchingRoundCommand::Settle { settlements: vec![(number("s1"), OFFER_B)] })
-        .then_expect_events(vec![MatchingRoundEvent::MatchingRoundSettled(MatchingRoundSettled {
-            matches: vec![RoundMatch {
-                student_id: number("s1"),
-                offer_id: OFFER_B,
-                placement_id: placement_id(ROUND, &number("s1"), OFFER_B),
-            }],
-        })]);
+        .then_expect_events(vec![settled_with("s1", OFFER_B)]);
 }
 
 #[test]
 fn m4_a_student_is_settled_with_an_introduced_offer_only() {
     let elsewhere = Uuid::from_u128(0xc);
     RoundTest::with(())
-        .given(vec![
-            opened(Variant::TwoAndTwo),
-            ran(Variant::TwoAndTwo),
-            published(Variant::TwoAndTwo),
-        ])
+        .given(introduced())
         .when(MatchingRoundCommand::Settle { settlements: vec![(number("s1"), elsewhere)] })
         .then_expect_error(MatchingRoundError::NotIntroduced {
             student: "s1".into(),
@@ -208,12 +210,7 @@ fn m4_a_student_is_settled_once() {
         }],
     });
     RoundTest::with(())
-        .given(vec![
-            opened(Variant::TwoAndTwo),
-            ran(Variant::TwoAndTwo),
-            published(Variant::TwoAndTwo),
-            settled,
-        ])
+        .given([introduced(), vec![settled]].concat())
         .when(MatchingRoundCommand::Settle { settlements: vec![(number("s1"), OFFER_B)] })
         .then_expect_error(MatchingRoundError::AlreadySettled("s1".into()));
 }
@@ -266,4 +263,80 @@ fn carrying_out_records_each_match_once() {
     }));
     assert!(record.pending().is_empty());
     assert_eq!(record.status(), "published");
+}
+
+#[test]
+fn a_round_is_opened_once_and_nothing_else_happens_to_one_not_opened() {
+    RoundTest::with(())
+        .given(vec![opened(Variant::Single)])
+        .when(match opened(Variant::Single) {
+            MatchingRoundEvent::MatchingRoundOpened(o) => MatchingRoundCommand::Open(o),
+            _ => unreachable!(),
+        })
+        .then_expect_error(MatchingRoundError::AlreadyOpened);
+    RoundTest::with(())
+        .given_no_previous_events()
+        .when(MatchingRoundCommand::Publish { today: day(2026, 11, 25) })
+        .then_expect_error(MatchingRoundError::NotFound);
+}
+
+#[test]
+fn a_round_is_published_once_and_only_with_a_proposal() {
+    RoundTest::with(())
+        .given(vec![opened(Variant::Single), ran(Variant::Single), published(Variant::Single)])
+        .when(MatchingRoundCommand::Publish { today: day(2026, 11, 26) })
+        .then_expect_error(MatchingRoundError::Published);
+    let mut empty = MatchingRound::default();
+    empty.apply(opened(Variant::Single));
+    let MatchingRoundCommand::RecordRun { settings, .. } = run_command(Variant::Single, "d") else {
+        unreachable!()
+    };
+    let nothing = MatchingRoundCommand::RecordRun {
+        input_digest: "empty".into(),
+        settings,
+        left_out: vec![],
+        outcome: Box::new(
+            stagepact_matching::run(&MatchingInput {
+                students: vec![student("s1")],
+                offers: vec![],
+                settings,
+            })
+            .expect("a valid round"),
+        ),
+        run_time_ms: 0,
+    };
+    let run = empty.decide(nothing).expect("ok").expect("a run");
+    RoundTest::with(())
+        .given(vec![opened(Variant::Single), run])
+        .when(MatchingRoundCommand::Publish { today: day(2026, 11, 25) })
+        .then_expect_error(MatchingRoundError::NothingProposed);
+}
+
+#[test]
+fn m4_a_settlement_names_someone() {
+    RoundTest::with(())
+        .given(introduced())
+        .when(MatchingRoundCommand::Settle { settlements: vec![] })
+        .then_expect_error(MatchingRoundError::NoSettlements);
+}
+
+#[test]
+fn m4_after_a_lapse_the_student_is_settled_with_the_other_introduction_not_the_same() {
+    let id = placement_id(ROUND, &number("s1"), OFFER_A);
+    let settled = MatchingRoundEvent::MatchingRoundSettled(MatchingRoundSettled {
+        matches: vec![RoundMatch { student_id: number("s1"), offer_id: OFFER_A, placement_id: id }],
+    });
+    let lapsed = MatchingRoundEvent::MatchingRoundCarriedOut(MatchingRoundCarriedOut {
+        placed: vec![],
+        lapsed: vec![LapsedMatch { placement_id: id, reason: "withdrawn".into(), rule: None }],
+    });
+    let given = || [introduced(), vec![settled.clone(), lapsed.clone()]].concat();
+    RoundTest::with(())
+        .given(given())
+        .when(MatchingRoundCommand::Settle { settlements: vec![(number("s1"), OFFER_A)] })
+        .then_expect_error(MatchingRoundError::Lapsed { student: "s1".into(), offer: OFFER_A });
+    RoundTest::with(())
+        .given(given())
+        .when(MatchingRoundCommand::Settle { settlements: vec![(number("s1"), OFFER_B)] })
+        .then_expect_events(vec![settled_with("s1", OFFER_B)]);
 }

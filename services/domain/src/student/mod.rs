@@ -18,7 +18,7 @@ pub use events::{
 
 use crate::Visibility;
 use crate::protected::{Cipher, Sealed};
-use crate::values::{Description, SchoolId, StudentNumber};
+use crate::values::{Description, Location, SchoolId, StudentNumber};
 
 /// The aggregate id of a student: `<school>:<student number>`.
 pub fn student_key(school: &SchoolId, student: &StudentNumber) -> String {
@@ -131,7 +131,9 @@ impl Student {
                     support_need: cipher.seal(&need),
                 })))
             }
-            (StudentCommand::RecordLearningWish(wish), Some(_)) => {
+            (StudentCommand::RecordLearningWish(mut wish), Some(_)) => {
+                // Data minimisation: a place to travel from, never an address.
+                wish.travel_from = wish.travel_from.map(Location::coarse);
                 Ok(Some(StudentEvent::LearningWishRecorded(wish)))
             }
         }
