@@ -635,3 +635,92 @@ async fn m4_a_two_and_two_student_whose_match_lapsed_is_settled_with_the_other_i
     let view = app.round_at(&round, second["position"].as_i64().unwrap_or(0)).await;
     assert_eq!(view["status"], "settled");
 }
+
+#[tokio::test]
+async fn s1_s2_suspended_companies_and_offers_closed_ended_or_outside_the_period_are_not_in_play() {
+    let app = spawn_app().await;
+    app.candidate("s-1", "bol").await;
+    // S1: suspended during an investigation.
+    app.company_with_offer("lb-suspended", 1).await;
+    let sbb = app.sbb();
+    let opened = app.post("/v1/investigations", &sbb, json!({"company_id": "lb-suspended"})).await;
+    let investigation = ok_json(opened, StatusCode::CREATED).await["investigation_id"].clone();
+    let suspend = json!({"reason": "investigation", "investigation_id": investigation});
+    let suspended = app.post("/v1/companies/lb-suspended/suspend", &sbb, suspend).await;
+    ok_json(suspended, StatusCode::ACCEPTED).await;
+    // Not open for matching; and an offer for another period.
+    app.recognised_company("lb-closed").await;
+    let mut closed = offer_body(1);
+    closed["open_for_matching"] = json!(false);
+    ok_json(app.post("/v1/offers", &app.company("lb-closed"), closed).await, StatusCode::CREATED)
+        .await;
+    app.recognised_company("lb-later").await;
+    let mut later = offer_body(1);
+    let (start, end) = (end_date() + chrono::Days::new(30), end_date() + chrono::Days::new(90));
+    later["period"] = json!({"start": start, "end": end});
+    ok_json(app.post("/v1/offers", &app.company("lb-later"), later).await, StatusCode::CREATED)
+        .await;
+
+    let round = app.open_round(round_body("single")).await;
+    let view = app.run_round(&round).await;
+    assert_eq!(view["run"]["metrics"]["offers"], 0, "{}", view["run"]);
+    assert_eq!(
+        view["unmatched"],
+        json!([{"student_id": "s-1", "reason": "no_offer_for_qualification"}])
+    );
+
+    // One shared day is enough: a round ending on the day lb-later's offer starts.
+    let mut edge = round_body("single");
+    edge["period"] = json!({"start": end_date() + chrono::Days::new(10), "end": start});
+    let edge_round = app.open_round(edge).await;
+    let view = app.run_round(&edge_round).await;
+    assert_eq!(view["run"]["metrics"]["offers"], 1, "{}", view["run"]);
+}
+
+#[tokio::test]
+async fn m3_after_a_students_objection_to_the_only_company_they_are_unmatched_with_the_reason() {
+    let app = spawn_app().await;
+    app.candidate("s-1", "bol").await;
+    let offer = app.company_with_offer("lb-1", 2).await;
+    let placement = app.propose("s-1", &offer).await;
+    let student = app.student_of(SCHOOL, "s-1");
+    let reasons = json!({"reasons": ["I would rather learn installation work"]});
+    app.step(&placement, "object", &student, reasons).await;
+
+    let round = app.open_round(round_body("single")).await;
+    let view = app.run_round(&round).await;
+    assert_eq!(
+        view["unmatched"],
+        json!([{"student_id": "s-1", "reason": "only_objected_companies"}])
+    );
+}
+
+#[tokio::test]
+async fn publishing_with_a_stale_if_match_is_refused_and_records_nothing() {
+    let app = spawn_app().await;
+    app.candidate("s-1", "bol").await;
+    app.company_with_offer("lb-1", 1).await;
+    let round = app.open_round(round_body("single")).await;
+    let ran = app.round_step(&round, "runs", json!({})).await;
+    let version = ran["version"].as_i64().expect("a version");
+    let before = app.event_count().await;
+    let stale = app
+        .post_with(
+            &format!("/v1/matching-rounds/{round}/publication"),
+            &app.school(),
+            ("If-Match", &format!("\"{}\"", version - 1)),
+            json!({}),
+        )
+        .await;
+    problem(stale, StatusCode::PRECONDITION_FAILED).await;
+    assert_eq!(app.event_count().await, before);
+    let current = app
+        .post_with(
+            &format!("/v1/matching-rounds/{round}/publication"),
+            &app.school(),
+            ("If-Match", &format!("\"{version}\"")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(ok_json(current, StatusCode::ACCEPTED).await["carried_out"]["placed"], 1);
+}
