@@ -18,6 +18,21 @@ pub mod wage;
 
 pub use catalog::{EVENT_CATALOG, EventKind};
 
+/// Folds one event into an aggregate's record: the first event starts it
+/// (`start`, which the read models use too), later ones are folded by `apply`.
+/// `start` refuses any other first event, which `decide` never records.
+pub(crate) fn fold_record<R, E>(
+    record: &mut Option<R>,
+    event: &E,
+    start: impl FnOnce(&E) -> Option<R>,
+    apply: impl FnOnce(&mut R, &E),
+) {
+    match record {
+        Some(record) => apply(record, event),
+        None => *record = start(event),
+    }
+}
+
 /// Who besides SBB may see an aggregate's events. The command path stores the
 /// audience as event metadata (`school`, `company`, `student`), so the feed and
 /// a student's timeline filter on the event itself, never on a read model that

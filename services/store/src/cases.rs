@@ -59,10 +59,7 @@ impl CaseKind for Report {
     type Record = ReportRecord;
     type Event = ReportEvent;
     fn start(event: &ReportEvent) -> Option<ReportRecord> {
-        match event {
-            ReportEvent::ReportFiled(filed) => Some(ReportRecord::filed(filed)),
-            _ => None,
-        }
+        ReportRecord::start(event)
     }
     fn apply(record: &mut ReportRecord, event: &ReportEvent) {
         record.apply(event)
@@ -118,12 +115,7 @@ impl CaseKind for Investigation {
     type Record = InvestigationRecord;
     type Event = InvestigationEvent;
     fn start(event: &InvestigationEvent) -> Option<InvestigationRecord> {
-        match event {
-            InvestigationEvent::InvestigationOpened(opened) => {
-                Some(InvestigationRecord::opened(opened))
-            }
-            _ => None,
-        }
+        InvestigationRecord::start(event)
     }
     fn apply(record: &mut InvestigationRecord, event: &InvestigationEvent) {
         record.apply(event)

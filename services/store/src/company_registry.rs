@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use sqlx::{PgConnection, PgPool, Row};
-use stagepact_domain::company::{Company, CompanyEvent, CompanyRecord};
+use stagepact_domain::company::{Company, CompanyRecord};
 
 use crate::StoreError;
 use crate::fold::{Touched, decode, fold};
@@ -48,18 +48,8 @@ impl crate::Projection for CompanyRegistry {
         let held_before: HashMap<String, Vec<Held>> =
             records.iter().map(|(id, record)| (id.clone(), held(record))).collect();
         // The same fold as `Company::apply`.
-        let touched = fold(
-            events,
-            &keys,
-            &mut records,
-            |event: &CompanyEvent| match event {
-                CompanyEvent::CompanyRegistered(registered) => {
-                    Some(CompanyRecord::registered(registered.clone()))
-                }
-                _ => None,
-            },
-            CompanyRecord::apply,
-        )?;
+        let touched =
+            fold(events, &keys, &mut records, CompanyRecord::start, CompanyRecord::apply)?;
         let requalified: Vec<&str> = touched
             .keys()
             .filter(|id| {

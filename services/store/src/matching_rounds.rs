@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use sqlx::{PgConnection, PgPool, Row};
 use stagepact_domain::company::CompanyRecord;
-use stagepact_domain::matching_round::{MatchingRound, MatchingRoundEvent, MatchingRoundRecord};
+use stagepact_domain::matching_round::{MatchingRound, MatchingRoundRecord};
 use stagepact_domain::offer::OfferRecord;
 use stagepact_domain::placement::PlacementRecord;
 use stagepact_domain::student::StudentRecord;
@@ -55,12 +55,7 @@ impl crate::Projection for MatchingRounds {
             events,
             &ids,
             &mut records,
-            |event: &MatchingRoundEvent| match event {
-                MatchingRoundEvent::MatchingRoundOpened(opened) => {
-                    Some(MatchingRoundRecord::opened(opened))
-                }
-                _ => None,
-            },
+            MatchingRoundRecord::start,
             MatchingRoundRecord::apply,
         )?;
         save(tx, &records, &touched).await

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use sqlx::{PgConnection, PgPool, Row};
-use stagepact_domain::offer::{Offer, OfferEvent, OfferRecord};
+use stagepact_domain::offer::{Offer, OfferRecord};
 use uuid::Uuid;
 
 use crate::StoreError;
@@ -43,18 +43,7 @@ impl crate::Projection for OfferBoard {
                 .await?;
         let mut records: HashMap<Uuid, OfferRecord> = decode(stored)?;
         // The same fold as `Offer::apply`.
-        let touched = fold(
-            events,
-            &ids,
-            &mut records,
-            |event: &OfferEvent| match event {
-                OfferEvent::OfferPublished(published) => {
-                    Some(OfferRecord::published(published.clone()))
-                }
-                _ => None,
-            },
-            OfferRecord::apply,
-        )?;
+        let touched = fold(events, &ids, &mut records, OfferRecord::start, OfferRecord::apply)?;
         save(tx, &records, &touched).await
     }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use sqlx::{PgConnection, PgPool, Row};
-use stagepact_domain::student::{Student, StudentEvent, StudentRecord};
+use stagepact_domain::student::{Student, StudentRecord};
 
 use crate::StoreError;
 use crate::fold::{Touched, decode, fold};
@@ -43,16 +43,8 @@ impl crate::Projection for StudentDirectory {
         let keys: Vec<String> = keys.into_iter().map(str::to_owned).collect();
         let mut records: HashMap<String, StudentRecord> = decode(stored)?;
         // The same fold as `Student::apply`.
-        let touched = fold(
-            events,
-            &keys,
-            &mut records,
-            |event: &StudentEvent| match event {
-                StudentEvent::StudentEnrolled(enrolled) => Some(StudentRecord::enrolled(enrolled)),
-                _ => None,
-            },
-            StudentRecord::apply,
-        )?;
+        let touched =
+            fold(events, &keys, &mut records, StudentRecord::start, StudentRecord::apply)?;
         save(tx, &records, &touched).await
     }
 

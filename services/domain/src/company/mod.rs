@@ -181,14 +181,6 @@ impl Aggregate for Company {
     }
 
     fn apply(&mut self, event: Self::Event) {
-        match (&mut self.record, event) {
-            (None, CompanyEvent::CompanyRegistered(registered)) => {
-                self.record = Some(CompanyRecord::registered(registered));
-            }
-            (Some(record), event) => record.apply(&event),
-            // Events are only recorded after `decide` accepted them, so a company
-            // event before registration cannot occur in the log.
-            (None, _) => {}
-        }
+        crate::fold_record(&mut self.record, &event, CompanyRecord::start, CompanyRecord::apply);
     }
 }

@@ -105,6 +105,17 @@ pub struct CompanyRecord {
 }
 
 impl CompanyRecord {
+    /// The record an aggregate's first event starts; `None` for any other
+    /// event (which `decide` never records first).
+    pub fn start(event: &CompanyEvent) -> Option<Self> {
+        match event {
+            CompanyEvent::CompanyRegistered(started) => {
+                Some(CompanyRecord::registered(started.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// The record a registration starts.
     pub fn registered(event: CompanyRegistered) -> Self {
         Self {

@@ -179,6 +179,17 @@ pub struct InvestigationRecord {
 }
 
 impl InvestigationRecord {
+    /// The record an aggregate's first event starts; `None` for any other
+    /// event (which `decide` never records first).
+    pub fn start(event: &InvestigationEvent) -> Option<Self> {
+        match event {
+            InvestigationEvent::InvestigationOpened(started) => {
+                Some(InvestigationRecord::opened(started))
+            }
+            _ => None,
+        }
+    }
+
     /// Folds one event into the record (the first event starts it).
     pub fn apply(&mut self, event: &InvestigationEvent) {
         match event {
@@ -280,14 +291,12 @@ impl Aggregate for Investigation {
     }
 
     fn apply(&mut self, event: Self::Event) {
-        match (&mut self.record, &event) {
-            (None, InvestigationEvent::InvestigationOpened(opened)) => {
-                self.record = Some(InvestigationRecord::opened(opened))
-            }
-            (Some(record), event) => record.apply(event),
-            // Only an opening comes first: `decide` refuses anything else.
-            (None, _) => {}
-        }
+        crate::fold_record(
+            &mut self.record,
+            &event,
+            InvestigationRecord::start,
+            InvestigationRecord::apply,
+        );
     }
 }
 

@@ -155,6 +155,17 @@ pub struct MatchingRoundRecord {
 }
 
 impl MatchingRoundRecord {
+    /// The record an aggregate's first event starts; `None` for any other
+    /// event (which `decide` never records first).
+    pub fn start(event: &MatchingRoundEvent) -> Option<Self> {
+        match event {
+            MatchingRoundEvent::MatchingRoundOpened(started) => {
+                Some(MatchingRoundRecord::opened(started))
+            }
+            _ => None,
+        }
+    }
+
     /// The record an opening starts.
     pub fn opened(event: &MatchingRoundOpened) -> Self {
         Self {
@@ -386,14 +397,12 @@ impl Aggregate for MatchingRound {
     }
 
     fn apply(&mut self, event: Self::Event) {
-        match (&mut self.record, &event) {
-            (None, MatchingRoundEvent::MatchingRoundOpened(opened)) => {
-                self.record = Some(MatchingRoundRecord::opened(opened))
-            }
-            (Some(record), event) => record.apply(event),
-            // Only an opening comes first: `decide` refuses anything else.
-            (None, _) => {}
-        }
+        crate::fold_record(
+            &mut self.record,
+            &event,
+            MatchingRoundRecord::start,
+            MatchingRoundRecord::apply,
+        );
     }
 }
 

@@ -100,6 +100,15 @@ pub struct OfferRecord {
 }
 
 impl OfferRecord {
+    /// The record an aggregate's first event starts; `None` for any other
+    /// event (which `decide` never records first).
+    pub fn start(event: &OfferEvent) -> Option<Self> {
+        match event {
+            OfferEvent::OfferPublished(started) => Some(OfferRecord::published(started.clone())),
+            _ => None,
+        }
+    }
+
     /// Slots not held by a placement.
     pub fn free_slots(&self) -> u32 {
         let taken = u32::try_from(self.reserved.len()).unwrap_or(u32::MAX);
@@ -208,14 +217,7 @@ impl Aggregate for Offer {
     }
 
     fn apply(&mut self, event: Self::Event) {
-        match (&mut self.record, event) {
-            (None, OfferEvent::OfferPublished(offer)) => {
-                self.record = Some(OfferRecord::published(offer));
-            }
-            (Some(record), event) => record.apply(&event),
-            // Only a publication can come first: `decide` refuses anything else.
-            (None, _) => {}
-        }
+        crate::fold_record(&mut self.record, &event, OfferRecord::start, OfferRecord::apply);
     }
 }
 

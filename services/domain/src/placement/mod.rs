@@ -554,10 +554,12 @@ impl Aggregate for Placement {
     }
 
     fn apply(&mut self, event: Self::Event) {
-        match &mut self.record {
-            Some(record) => record.apply(&event),
-            None => self.record = PlacementRecord::proposed(&event),
-        }
+        crate::fold_record(
+            &mut self.record,
+            &event,
+            PlacementRecord::proposed,
+            PlacementRecord::apply,
+        );
     }
 }
 

@@ -245,6 +245,15 @@ pub struct ReportRecord {
 }
 
 impl ReportRecord {
+    /// The record an aggregate's first event starts; `None` for any other
+    /// event (which `decide` never records first).
+    pub fn start(event: &ReportEvent) -> Option<Self> {
+        match event {
+            ReportEvent::ReportFiled(started) => Some(ReportRecord::filed(started)),
+            _ => None,
+        }
+    }
+
     /// The record a filing starts.
     pub fn filed(event: &ReportFiled) -> Self {
         Self {
@@ -537,14 +546,7 @@ impl Aggregate for Report {
     }
 
     fn apply(&mut self, event: Self::Event) {
-        match (&mut self.record, &event) {
-            (None, ReportEvent::ReportFiled(filed)) => {
-                self.record = Some(ReportRecord::filed(filed))
-            }
-            (Some(record), event) => record.apply(event),
-            // Only a filing comes first: `decide` refuses anything else.
-            (None, _) => {}
-        }
+        crate::fold_record(&mut self.record, &event, ReportRecord::start, ReportRecord::apply);
     }
 }
 

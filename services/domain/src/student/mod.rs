@@ -68,6 +68,15 @@ pub struct StudentRecord {
 }
 
 impl StudentRecord {
+    /// The record an aggregate's first event starts; `None` for any other
+    /// event (which `decide` never records first).
+    pub fn start(event: &StudentEvent) -> Option<Self> {
+        match event {
+            StudentEvent::StudentEnrolled(started) => Some(StudentRecord::enrolled(started)),
+            _ => None,
+        }
+    }
+
     /// The aggregate id.
     pub fn key(&self) -> String {
         student_key(&self.school, &self.student_id)
@@ -160,14 +169,7 @@ impl Aggregate for Student {
     }
 
     fn apply(&mut self, event: Self::Event) {
-        match (&mut self.record, &event) {
-            (None, StudentEvent::StudentEnrolled(enrolled)) => {
-                self.record = Some(StudentRecord::enrolled(enrolled));
-            }
-            (Some(record), event) => record.apply(event),
-            // Only an enrolment can come first: `decide` refuses anything else.
-            (None, _) => {}
-        }
+        crate::fold_record(&mut self.record, &event, StudentRecord::start, StudentRecord::apply);
     }
 }
 
