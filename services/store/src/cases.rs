@@ -333,6 +333,8 @@ pub async fn reports(
           ORDER BY case_id
           LIMIT $6"
     ))
+    // Optional filters: planned for each call's values (see the crate docs).
+    .persistent(false)
     .bind(after)
     .bind(&filter.school)
     .bind(&filter.student_id)
@@ -360,6 +362,8 @@ pub async fn list<K: CaseKind>(
           ORDER BY case_id
           LIMIT $4"
     ))
+    // Optional filters: planned for each call's values (see the crate docs).
+    .persistent(false)
     .bind(K::TYPE)
     .bind(company_id)
     .bind(after)

@@ -226,6 +226,8 @@ pub async fn list(
           ORDER BY c.company_id
           LIMIT $5",
     )
+    // Optional filters: planned for each call's values (see the crate docs).
+    .persistent(false)
     .bind(after)
     .bind(&filter.region)
     .bind(&filter.status)

@@ -1,6 +1,17 @@
 //! Stagepact's PostgreSQL side: the cqrs-es event store (postgres-es), the global
 //! event log and its sequencer, checkpointed projectors, the read models, the
 //! idempotency records of the API, and the vault of data subjects' keys.
+//!
+//! # Lists with optional filters
+//!
+//! List queries whose filters are optional (`$n IS NULL OR column = $n`) are
+//! sent as unnamed statements (`persistent(false)`). A named prepared
+//! statement gets a generic plan after five executions, and a generic plan
+//! cannot know which filters are present: it can use neither the index on the
+//! filtered column nor the page cursor, and reads the table in id order
+//! instead (BENCHMARKS.md, "`listSignals` grows with every signal ever
+//! forwarded"). An unnamed statement is planned with each call's values, at
+//! the cost of a plan per call.
 
 pub mod cases;
 pub mod commands;

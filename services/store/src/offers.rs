@@ -239,6 +239,8 @@ pub async fn list(
           ORDER BY o.offer_id
           LIMIT $8"
     ))
+    // Optional filters: planned for each call's values (see the crate docs).
+    .persistent(false)
     .bind(filter.today)
     .bind(after)
     .bind(&filter.qualification)

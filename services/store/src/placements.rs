@@ -200,6 +200,8 @@ pub async fn list(
           ORDER BY p.placement_id
           LIMIT $8",
     )
+    // Optional filters: planned for each call's values (see the crate docs).
+    .persistent(false)
     .bind(after)
     .bind(&filter.school)
     .bind(&filter.company_id)
