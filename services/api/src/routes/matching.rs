@@ -247,13 +247,17 @@ fn round_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 /// Only the round's school acts on it.
-fn school_check(principal: &Principal, round: &MatchingRound, id: Uuid) -> Result<(), Denial> {
+fn own_round<'a>(
+    principal: &Principal,
+    round: &'a MatchingRound,
+    id: Uuid,
+) -> Result<&'a MatchingRoundRecord, Denial> {
     match round.record() {
         None => Err(Denial::NotFound(format!("no matching round {id}"))),
         Some(r) if !principal.is_school(r.opened.school.as_str()) => {
             Err(Denial::Forbidden("only the school that opened a round acts on it".into()))
         }
-        Some(_) => Ok(()),
+        Some(r) => Ok(r),
     }
 }
 
@@ -266,7 +270,7 @@ impl CommandContext {
     ) -> Result<stagepact_store::Committed, ApiError> {
         let principal = self.principal.clone();
         self.run_guarded::<MatchingRound>(&id.to_string(), command, move |r| {
-            school_check(&principal, r, id)
+            own_round(&principal, r, id).map(drop)
         })
         .await
     }
@@ -559,11 +563,8 @@ pub async fn run_matching_round(
 ) -> Result<Response, ApiError> {
     own_school(&command.principal)?;
     let id = round_id(&raw_id)?;
-    let (round, _) = command.state.bus.load::<MatchingRound>(&id.to_string()).await?;
-    school_check(&command.principal, &round, id)?;
-    let Some(record) = round.record() else {
-        return Err(ApiError::NotFound(format!("no matching round {id}")));
-    };
+    let (round, loaded) = command.state.bus.load::<MatchingRound>(&id.to_string()).await?;
+    let record = own_round(&command.principal, &round, id)?;
     if record.published.is_some() {
         return Err(MatchingRoundError::Published.into());
     }
@@ -592,8 +593,9 @@ pub async fn run_matching_round(
     let latest = record.latest_run.as_ref().map_or(0, |r| r.run);
     let committed = command.on_round(id, run).await?;
     let mut body = answer(id, committed);
-    // A new run is the next number; an unchanged input keeps the latest.
-    body.run = Some(if committed.position.is_some() { latest + 1 } else { latest });
+    // A new run is the next number; an unchanged input keeps the latest. (A
+    // run another request recorded meanwhile is the next number too.)
+    body.run = Some(if committed.version > loaded { latest + 1 } else { latest });
     Ok(respond(StatusCode::ACCEPTED, body, committed))
 }
 
