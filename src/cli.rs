@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use stagepact_api::auth::{Authenticator, Role};
 use stagepact_api::{ApiConfig, App, JwtConfig, JwtKey};
 use stagepact_domain::wage::WageTable;
-use stagepact_store::{DbSettings, EventLog, MasterKey, Projections};
+use stagepact_store::{DbSettings, EventLog, MasterKey, Projections, Vault};
 
 use crate::database::Database;
 
@@ -167,6 +167,17 @@ pub struct Settings {
     /// Working days a school has to acknowledge a report before it shows as overdue (D4).
     #[arg(long, env = "STAGEPACT_REPORT_ACK_WORKING_DAYS", default_value_t = 5, global = true)]
     report_ack_working_days: u32,
+    /// Working days within which a report's first follow-up step counts as in
+    /// time in the indicators (D4, goal 2).
+    #[arg(long, env = "STAGEPACT_FOLLOW_UP_WORKING_DAYS", default_value_t = 10, global = true)]
+    follow_up_working_days: u32,
+    /// Headroom, in percent, under which open slots for a qualification and
+    /// region count as a shortage of placements (S2).
+    #[arg(long, env = "STAGEPACT_SHORTAGE_MARGIN_PERCENT", default_value_t = 10, global = true)]
+    shortage_margin_percent: u32,
+    /// Minutes between counts of supply and demand that flag shortages (S2).
+    #[arg(long, env = "STAGEPACT_SHORTAGE_CHECK_MINUTES", default_value_t = 15, global = true)]
+    shortage_check_minutes: u64,
     /// Log format.
     #[arg(long, env = "STAGEPACT_LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -235,6 +246,10 @@ impl Settings {
         let mut config = ApiConfig::new(self.jwt()?);
         config.master_key = std::sync::Arc::new(self.master_key()?);
         config.report_ack_working_days = self.report_ack_working_days;
+        config.follow_up_working_days = self.follow_up_working_days;
+        config.shortage_margin_percent = self.shortage_margin_percent;
+        config.shortage_check_interval =
+            Duration::from_secs(self.shortage_check_minutes.max(1).saturating_mul(60));
         config.signal_release_interval =
             Duration::from_secs(self.signal_release_hours.max(1).saturating_mul(3600));
         config.body_limit = self.body_limit;
@@ -334,7 +349,9 @@ async fn projections(settings: &Settings, command: ProjectionCommand) -> anyhow:
     let pool = stagepact_store::connect(&database.url, &settings.db()).await?;
     stagepact_store::migrate(&pool).await?;
     let log = EventLog::open(pool.clone()).await?;
-    let projections = Projections::new(log, stagepact_api::server::projections());
+    // The indicators open sealed content to count it: they need the vault.
+    let vault = Vault::new(pool.clone(), std::sync::Arc::new(settings.master_key()?));
+    let projections = Projections::new(log, stagepact_api::server::projections(&vault));
     let result = match command {
         ProjectionCommand::List => {
             let checkpoints = projections.checkpoints().await?;

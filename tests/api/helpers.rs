@@ -131,6 +131,22 @@ impl TestApp {
         body["position"].as_i64().expect("a position")
     }
 
+    /// The log position of the last event, once every event is stamped.
+    pub async fn stamped_head(&self) -> i64 {
+        loop {
+            let (unstamped, head): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE log_position IS NULL), max(log_position) FROM events",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .expect("head");
+            if unstamped == 0 {
+                return head.unwrap_or(0);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Events in the store, stamped or not.
     pub async fn event_count(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM events")

@@ -9,6 +9,7 @@ mod feed;
 mod fixtures;
 mod generated;
 mod helpers;
+mod indicators;
 mod matching;
 mod placements;
 mod projections;

@@ -47,31 +47,15 @@ impl TestApp {
         ok_json(response, StatusCode::OK).await
     }
 
-    /// The log position of the last event, once every event is stamped.
-    async fn head(&self) -> i64 {
-        loop {
-            let (unstamped, head): (i64, Option<i64>) = sqlx::query_as(
-                "SELECT count(*) FILTER (WHERE log_position IS NULL), max(log_position) FROM events",
-            )
-            .fetch_one(&self.pool)
-            .await
-            .expect("head");
-            if unstamped == 0 {
-                return head.unwrap_or(0);
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    }
-
     /// Runs a delivery round to SBB with the signal release (the server does it
     /// daily), once the case files show everything recorded so far; the head after.
     async fn release(&self) -> i64 {
-        let head = self.head().await;
+        let head = self.stamped_head().await;
         let wait = std::time::Duration::from_secs(5);
         let caught_up = self.state.projections.await_position("cases", head, wait).await;
         assert!(caught_up.expect("checkpoint"), "the case files caught up");
         stagepact_api::delivery::deliver(&self.state, true).await.expect("delivered");
-        self.head().await
+        self.stamped_head().await
     }
 
     /// Waits until a reaction has recorded `event_type` on `aggregate_id`.
@@ -203,7 +187,7 @@ async fn d1_a_report_names_only_the_students_own_placement() {
     assert_eq!(app.event_count().await, before, "nothing recorded");
     // The student's own placement, at the company reported: accepted.
     let report = app.file("s-1", body).await;
-    let read = app.report_at(&report, app.head().await, &app.school()).await;
+    let read = app.report_at(&report, app.stamped_head().await, &app.school()).await;
     assert_eq!(read["placement_id"], json!(placement));
 }
 
@@ -212,7 +196,7 @@ async fn reports_are_read_and_followed_up_only_by_the_student_and_their_school()
     let app = spawn_app().await;
     app.recognised_company(COMPANY).await;
     let report = app.file("s-1", discrimination(COMPANY)).await;
-    let position = app.head().await;
+    let position = app.stamped_head().await;
     let outsiders = [
         app.student_of(SCHOOL, "s-2"),
         app.school_of(OTHER_SCHOOL),
@@ -553,7 +537,7 @@ async fn d5_an_escalation_is_investigated_both_sides_heard_and_concluded_once() 
         .await;
     let complaint = escalated["complaint_id"].as_str().expect("complaint").to_owned();
     // SBB's desk has it at once (the complaint is recorded right after the report).
-    let position = app.head().await;
+    let position = app.stamped_head().await;
     let complaints = ok_json(
         app.get(&format!("/v1/complaints?min_position={position}"), &app.sbb()).await,
         StatusCode::OK,
@@ -614,7 +598,7 @@ async fn d5_an_escalation_is_investigated_both_sides_heard_and_concluded_once() 
     let before = app.event_count().await;
     let response = app.post(&conclude, &app.sbb(), revoke).await;
     refused(&app, response, StatusCode::CONFLICT, "D5", before).await;
-    let head = app.head().await;
+    let head = app.stamped_head().await;
     let read = ok_json(
         app.get(&format!("/v1/investigations/{id}?min_position={head}"), &app.company(COMPANY))
             .await,
@@ -822,7 +806,7 @@ async fn sbb_and_companies_never_see_a_students_id_description_or_date_of_birth(
         app.post(&format!("/v1/companies/{COMPANY}/suspend"), &app.sbb(), suspend).await.status(),
         StatusCode::ACCEPTED
     );
-    let head = app.head().await;
+    let head = app.stamped_head().await;
     let mut seen = Vec::new();
     for (token, paths) in [
         (
@@ -990,7 +974,7 @@ async fn refused_filings_create_no_key_and_erasure_reaches_the_complaint_desk() 
     let report = app.file("s-1", discrimination(COMPANY)).await;
     let summary = "Refused twice on\nher background.";
     app.report_step(&report, "escalation", &app.school(), json!({"summary": summary})).await;
-    let head = app.head().await;
+    let head = app.stamped_head().await;
     let desk = format!("/v1/complaints?min_position={head}");
     let complaints = ok_json(app.get(&desk, &app.sbb()).await, StatusCode::OK).await;
     assert_eq!(complaints["items"][0]["summary"], summary);

@@ -57,6 +57,13 @@ pub struct ApiConfig {
     pub report_ack_working_days: u32,
     /// How often forwarded signals are released to SBB, as one batch (D4).
     pub signal_release_interval: Duration,
+    /// Working days within which a report's first follow-up step counts as in
+    /// time (D4; the goal-2 indicator).
+    pub follow_up_working_days: u32,
+    /// Headroom under which open slots count as a shortage, in percent (S2).
+    pub shortage_margin_percent: u32,
+    /// How often supply and demand are counted to flag shortages (S2).
+    pub shortage_check_interval: Duration,
 }
 
 /// The path of the one bulk operation, which takes larger bodies.
@@ -87,6 +94,14 @@ impl ApiConfig {
             // about any one report; SBB acts on patterns, urgent cases come
             // as complaints, which are delivered at once.
             signal_release_interval: Duration::from_secs(24 * 3600),
+            // Two school weeks: the acknowledgement is due in one, a
+            // conversation or a replacement offer takes arranging.
+            follow_up_working_days: 10,
+            // Exactly as many slots as students is already tight: one
+            // withdrawn offer leaves a student without a place.
+            shortage_margin_percent: 10,
+            // Supply and demand move with the school year, not by the minute.
+            shortage_check_interval: Duration::from_secs(15 * 60),
         }
     }
 }

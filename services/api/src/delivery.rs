@@ -36,6 +36,11 @@ use crate::server::AppState;
 /// pending; `run` calls it every minute.
 pub use crate::routes::matching::carry_out_pending;
 
+/// Flags the shortages of placements that supply and demand show (S2): an
+/// early warning to SBB and the schools concerned, delivered through the
+/// feed; `routes::indicators::watch_shortages` runs it on its own schedule.
+pub use crate::routes::indicators::flag_shortages;
+
 /// The data subject whose key seals SBB's signal grounds. Signals are
 /// anonymised, not any student's data: they stay when a student is erased.
 pub const SIGNALS_SUBJECT: &str = "sbb-signals";

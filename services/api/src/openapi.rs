@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    companies, events, health, matching, me, offers, placements, reports, sbb, students,
+    companies, events, health, indicators, matching, me, offers, placements, reports, sbb, students,
 };
 
 /// The parts of the document not derived from a route.
@@ -33,6 +33,7 @@ use crate::routes::{
         (name = "reports", description = "The schools' reporting points: reports of internship discrimination and misuse, their follow-up, and erasure of a student's sensitive data"),
         (name = "sbb", description = "SBB: anonymised signals, complaints and investigations"),
         (name = "matching", description = "Objective matching rounds (stagematching): a school's proposals of first placements on learning wish and offer only"),
+        (name = "monitoring", description = "The pact's monitoring: indicators per goal, supply and demand of placements, shortages"),
         (name = "me", description = "A student's own overview and timeline"),
         (name = "events", description = "The CloudEvents feed of the global event log"),
         (name = "health", description = "Liveness and readiness")
@@ -70,6 +71,8 @@ pub fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .routes(routes!(students::get_student))
         .routes(routes!(students::record_learning_wish))
         .routes(routes!(students::record_support_need))
+        .routes(routes!(indicators::get_indicators))
+        .routes(routes!(indicators::get_supply_demand))
         .routes(routes!(offers::publish_offer, offers::list_offers))
         .routes(routes!(offers::get_offer))
         .routes(routes!(offers::withdraw_offer))

@@ -10,6 +10,7 @@ use stagepact_domain::matching_round::MatchingRoundError;
 use stagepact_domain::offer::OfferError;
 use stagepact_domain::placement::PlacementError;
 use stagepact_domain::report::ReportError;
+use stagepact_domain::shortage::ShortageError;
 use stagepact_domain::signal::SignalError;
 use stagepact_domain::student::StudentError;
 use stagepact_store::{CommandError, Denial, StoreError};
@@ -398,6 +399,12 @@ impl From<MatchingRoundError> for ApiError {
 impl From<SignalError> for ApiError {
     fn from(error: SignalError) -> Self {
         Self::refused("already-exists", &error, None)
+    }
+}
+
+impl From<ShortageError> for ApiError {
+    fn from(error: ShortageError) -> Self {
+        Self::refused("no-shortage", &error, Some(error.rule()))
     }
 }
 

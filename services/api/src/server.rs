@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use stagepact_domain::wage::WageTable;
 use stagepact_store::cases::CaseFiles;
 use stagepact_store::company_registry::CompanyRegistry;
+use stagepact_store::indicators::IndicatorBoard;
 use stagepact_store::matching_rounds::MatchingRounds;
 use stagepact_store::offers::OfferBoard;
 use stagepact_store::placements::PlacementBoard;
@@ -85,8 +86,9 @@ pub enum BuildError {
     Key(#[from] KeyError),
 }
 
-/// The projections the application maintains.
-pub fn projections() -> Vec<Arc<dyn Projection>> {
+/// The projections the application maintains; the indicators open sealed
+/// content with `vault` to count it.
+pub fn projections(vault: &Vault) -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(CompanyRegistry),
         Arc::new(StudentDirectory),
@@ -95,6 +97,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(PlacementReactions),
         Arc::new(CaseFiles),
         Arc::new(MatchingRounds),
+        Arc::new(IndicatorBoard::new(vault.clone())),
     ]
 }
 
@@ -115,7 +118,8 @@ impl App {
         stagepact_store::migrate(&pool).await?;
         let auth = Arc::new(Authenticator::new(&config.jwt)?);
         let log = EventLog::open(pool.clone()).await?;
-        let projections = Projections::new(Arc::clone(&log), projections());
+        let vault = Vault::new(pool.clone(), Arc::clone(&config.master_key));
+        let projections = Projections::new(Arc::clone(&log), projections(&vault));
         let bus = CommandBus::new(Arc::clone(&log));
         let mut workers = log.spawn();
         workers.extend(projections.spawn());
@@ -123,7 +127,6 @@ impl App {
         workers.push(tokio::spawn(purge_idempotency_keys(log.background().clone())));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let wages = Arc::new(config.wages.clone());
-        let vault = Vault::new(pool.clone(), Arc::clone(&config.master_key));
         let state = AppState {
             vault,
             wages,
@@ -137,6 +140,7 @@ impl App {
         };
         let release = state.config.signal_release_interval;
         workers.push(tokio::spawn(crate::delivery::run(state.clone(), release)));
+        workers.push(tokio::spawn(crate::routes::indicators::watch_shortages(state.clone())));
         Ok(Self { router: router(state.clone()), state, workers, shutdown })
     }
 

@@ -19,6 +19,7 @@ use crate::report::{
     ForwardingConsentSet, ReplacementPlacementOffered, ReportAcknowledged, ReportClosed,
     ReportConversationRecorded, ReportEscalated, ReportFiled, SignalForwarded,
 };
+use crate::shortage::ShortageFlagged;
 use crate::signal::SignalReceived;
 use crate::student::{
     LearningWishRecorded, StudentEnrolled, StudentEnrolmentUpdated, SupportNeedRecorded,
@@ -77,8 +78,9 @@ const INVESTIGATION: [EventKind; 3] =
 const MATCHING_ROUND: [EventKind; 5] = v1!("matching_round":
     MatchingRoundOpened, MatchingRoundRun, MatchingRoundPublished, MatchingRoundSettled,
     MatchingRoundCarriedOut);
+const SHORTAGE: [EventKind; 1] = v1!("shortage": ShortageFlagged);
 
-const fn concat<const N: usize>(parts: [&[EventKind]; 9]) -> [EventKind; N] {
+const fn concat<const N: usize>(parts: [&[EventKind]; 10]) -> [EventKind; N] {
     let mut out = [COMPANY[0]; N];
     let mut i = 0;
     let mut part = 0;
@@ -95,7 +97,7 @@ const fn concat<const N: usize>(parts: [&[EventKind]; 9]) -> [EventKind; N] {
 }
 
 /// All event kinds, current versions last for each type.
-pub static EVENT_CATALOG: &[EventKind] = &concat::<51>([
+pub static EVENT_CATALOG: &[EventKind] = &concat::<52>([
     &COMPANY,
     &STUDENT,
     &OFFER,
@@ -105,6 +107,7 @@ pub static EVENT_CATALOG: &[EventKind] = &concat::<51>([
     &COMPLAINT,
     &INVESTIGATION,
     &MATCHING_ROUND,
+    &SHORTAGE,
 ]);
 
 impl EventKind {

@@ -7,10 +7,12 @@ pub mod company;
 pub mod complaint;
 pub mod investigation;
 pub mod matching_round;
+pub mod monitoring;
 pub mod offer;
 pub mod placement;
 pub mod protected;
 pub mod report;
+pub mod shortage;
 pub mod signal;
 pub mod student;
 pub mod values;
@@ -38,7 +40,10 @@ pub(crate) fn fold_record<R, E>(
 /// a student's timeline filter on the event itself, never on a read model that
 /// could lag behind it.
 pub trait Visibility {
-    /// (metadata key, value) pairs naming the school, company and student involved.
+    /// (metadata key, value) pairs naming the school, company and student
+    /// involved. A key named more than once (a shortage concerns several
+    /// schools) is stored once, its values separated by a space: no id
+    /// contains one (`values::path_id`).
     fn audience(&self) -> Vec<(&'static str, String)>;
 }
 

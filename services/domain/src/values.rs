@@ -23,6 +23,7 @@ macro_rules! string_schema {
         }
     };
 }
+pub(crate) use string_schema;
 
 /// Why a raw value was refused; the API names the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

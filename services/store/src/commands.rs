@@ -167,9 +167,7 @@ impl CommandBus {
             }
             // Who may see these events travels with them (see `Visibility`).
             let mut metadata = metadata.clone();
-            for (key, value) in scratch.audience() {
-                metadata.insert(key.to_owned(), value);
-            }
+            metadata.extend(audience_metadata(scratch.audience()));
             let recorded = i64::try_from(events.len()).unwrap_or(i64::MAX);
             let waiter = self.log.expect(A::TYPE, id, current + recorded);
             match store.commit(events, context, metadata).await {
@@ -354,4 +352,20 @@ fn store_error<E: std::error::Error>(error: AggregateError<E>) -> CommandError<E
             }
         }
     }
+}
+
+/// The audience as metadata: a key named more than once lists its values,
+/// space-separated (see `Visibility`).
+fn audience_metadata(audience: Vec<(&'static str, String)>) -> HashMap<String, String> {
+    let mut metadata = HashMap::<String, String>::new();
+    for (key, value) in audience {
+        metadata
+            .entry(key.to_owned())
+            .and_modify(|values| {
+                values.push(' ');
+                values.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    metadata
 }

@@ -19,6 +19,7 @@ pub mod company_registry;
 mod db;
 mod fold;
 pub mod idempotency;
+pub mod indicators;
 pub mod log;
 pub mod matching_rounds;
 pub mod offers;

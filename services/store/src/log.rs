@@ -105,7 +105,8 @@ pub struct FeedFilter {
 pub struct Audience {
     /// Aggregate types whose every event is visible.
     pub whole_types: Vec<String>,
-    /// (metadata key, value): events naming this party are visible too.
+    /// (metadata key, value): events naming this party are visible too, also
+    /// among several parties under one key (space-separated).
     pub party: Option<(String, String)>,
 }
 
@@ -458,7 +459,8 @@ impl EventLog {
                 AND ($5::text[] IS NULL OR (aggregate_type, event_type) IN
                       (SELECT * FROM unnest($5::text[], $6::text[])))
                 AND ($7::text[] IS NULL OR aggregate_id = ANY($7))
-                AND ($8::text[] IS NULL OR aggregate_type = ANY($8) OR metadata->>$9 = $10)
+                AND ($8::text[] IS NULL OR aggregate_type = ANY($8)
+                     OR $10 = ANY(string_to_array(metadata->>$9, ' ')))
               ORDER BY log_position
               LIMIT $3",
         )

@@ -182,7 +182,8 @@ pub struct OfferFilter {
 /// recognition for the offer's qualification.
 macro_rules! select_offers {
     () => {
-        "SELECT o.record, o.version, o.last_position, o.updated_at, s.open
+        "SELECT o.record, o.version, o.last_position, o.updated_at, s.open,
+                o.qualification, o.region, o.free_slots
            FROM offers o
            LEFT JOIN company_registry c ON c.company_id = o.company_id
           CROSS JOIN LATERAL (
@@ -196,6 +197,8 @@ macro_rules! select_offers {
           ) s"
     };
 }
+
+pub(crate) use select_offers;
 
 fn entry(row: &sqlx::postgres::PgRow) -> Result<OfferEntry, StoreError> {
     Ok(OfferEntry {

@@ -131,7 +131,9 @@ fn visibility(principal: &Principal) -> Result<FeedFilter, ApiError> {
     let audience = match principal.role {
         // Not signals: SBB reads those only as suppressed counts (`listSignals`).
         Role::Sbb => Audience {
-            whole_types: ["company", "complaint", "investigation"].map(str::to_owned).to_vec(),
+            whole_types: ["company", "complaint", "investigation", "shortage"]
+                .map(str::to_owned)
+                .to_vec(),
             party: None,
         },
         Role::School => Audience {

@@ -3,6 +3,7 @@
 pub mod companies;
 pub mod events;
 pub mod health;
+pub mod indicators;
 pub mod matching;
 pub mod me;
 pub mod offers;

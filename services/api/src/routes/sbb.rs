@@ -39,7 +39,7 @@ use crate::problem::{ApiError, FieldError};
 use crate::server::AppState;
 
 /// Published counts below this are shown as suppressed (DESIGN §6).
-pub const SUPPRESS_BELOW: usize = 5;
+pub const SUPPRESS_BELOW: usize = stagepact_domain::monitoring::SMALLEST_CELL;
 
 // ---------------------------------------------------------------------------
 // Signals
@@ -66,14 +66,14 @@ pub enum Suppressed {
 impl Count {
     /// `n`, or suppressed when it is 1 to 4.
     pub fn of(n: usize) -> Self {
-        if n == 0 || n >= SUPPRESS_BELOW {
+        if stagepact_domain::monitoring::shown(n) {
             Self::Shown(n)
         } else {
             Self::Suppressed(Suppressed::Suppressed)
         }
     }
 
-    fn shown(self) -> bool {
+    pub(crate) fn shown(self) -> bool {
         matches!(self, Self::Shown(_))
     }
 }
@@ -129,7 +129,7 @@ pub struct SignalQuery {
 
 /// A breakdown's cells. When one cell is suppressed, all are: otherwise the
 /// shown total minus the shown cells would give the suppressed one away.
-fn cells(counts: BTreeMap<String, usize>) -> Vec<Cell> {
+pub(crate) fn cells(counts: BTreeMap<String, usize>) -> Vec<Cell> {
     let any_small = counts.values().any(|n| !Count::of(*n).shown());
     let suppressed = Count::Suppressed(Suppressed::Suppressed);
     counts

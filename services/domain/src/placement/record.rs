@@ -58,6 +58,12 @@ impl PlacementStatus {
         matches!(self, Self::Proposed | Self::SelfFoundProposed | Self::Accepted | Self::Agreed)
     }
 
+    /// The statuses in which the student has a placement (S2: is no longer
+    /// seeking one): accepted or approved, agreed, started or completed. A
+    /// proposal the student has not answered does not place them yet.
+    pub const PLACING: [PlacementStatus; 4] =
+        [Self::Accepted, Self::Agreed, Self::Active, Self::Completed];
+
     /// Over, one way or another.
     pub fn is_closed(self) -> bool {
         matches!(self, Self::Completed | Self::Interrupted | Self::Objected | Self::Withdrawn)

@@ -330,6 +330,23 @@ pub fn overdue_if_filed_by(today: NaiveDate, working_days: u32) -> NaiveDate {
     day
 }
 
+/// The working days (Monday to Friday) after `from` up to and including `to`:
+/// how late a step taken on `to` is for a report filed on `from` (0 on the day
+/// itself or before it). `add_working_days(from, n) >= to` exactly when `n` is
+/// at least this.
+pub fn working_days_between(from: NaiveDate, to: NaiveDate) -> u32 {
+    let days = (to - from).num_days();
+    if days <= 0 {
+        return 0;
+    }
+    let weeks = days / 7;
+    let rest = (1..=days % 7)
+        .filter_map(|offset| from.checked_add_signed(chrono::Duration::days(weeks * 7 + offset)))
+        .filter(|day| !matches!(day.weekday(), Weekday::Sat | Weekday::Sun))
+        .count() as i64;
+    u32::try_from(weeks * 5 + rest).unwrap_or(u32::MAX)
+}
+
 /// `day` plus `n` working days (Monday to Friday).
 pub fn add_working_days(day: NaiveDate, n: u32) -> NaiveDate {
     let mut current = day;

@@ -423,3 +423,15 @@ fn d2_a_filing_is_checked_before_anything_is_sealed() {
     assert_eq!(elsewhere.check(Some(&other_company())), Err(ReportError::PlacementAtOtherCompany));
     assert_eq!(elsewhere.check(Some(&company())), Ok(()));
 }
+
+#[test]
+fn d4_working_days_between_is_the_inverse_of_add_working_days() {
+    let filed = NaiveDate::from_ymd_opt(2026, 11, 20).expect("valid"); // a Friday
+    for n in 0..25 {
+        let deadline = add_working_days(filed, n);
+        assert_eq!(working_days_between(filed, deadline), n, "{n}");
+    }
+    let saturday = NaiveDate::from_ymd_opt(2026, 11, 21).expect("valid");
+    assert_eq!(working_days_between(filed, saturday), 0, "a weekend day adds none");
+    assert_eq!(working_days_between(saturday, filed), 0, "before the filing: none");
+}

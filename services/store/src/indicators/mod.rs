@@ -1,0 +1,896 @@
+//! Read model: the pact's indicators (monitoring) — per school year, school,
+//! region, qualification and sector — and the supply of and demand for
+//! placements (S2). The projector keeps one row per company, student,
+//! placement and report with the facts the goals count, and counts what may
+//! not be kept per person; the queries add the rows up for the caller's
+//! filters. What a figure may show (small cells) is the API's decision, by
+//! the domain's rule (`monitoring::shown`).
+//!
+//! Special-category data stays sealed. Support needs (G3) and report grounds
+//! (D2) are opened by the projector with the vault only to add one to a count
+//! of a cell (`indicator_counts`); no row says which student has a need or
+//! which report named which ground. A rebuild after a student's data was
+//! erased counts that student's need and grounds no more: the figures then
+//! differ from before by exactly what the erasure took away.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use cqrs_es::Aggregate;
+use serde_json::Value;
+use sqlx::{PgConnection, Row};
+use stagepact_domain::company::{Company, CompanyEvent};
+use stagepact_domain::investigation::{Investigation, InvestigationEvent};
+use stagepact_domain::monitoring::{SchoolYear, monthly};
+use stagepact_domain::placement::{Placement, PlacementEvent, PlacementRecord};
+use stagepact_domain::protected::{Protected, Sealed};
+use stagepact_domain::report::{Ground, Report, ReportEvent, working_days_between};
+use stagepact_domain::student::{Student, StudentEvent, StudentRecord, student_key};
+use uuid::Uuid;
+
+use crate::fold::{decode, uuid_id};
+use crate::log::LoggedEvent;
+use crate::{StoreError, Vault};
+
+mod figures;
+pub use figures::{
+    AllowanceGroup, Compensation, Discrimination, Figures, Guidance, Placements, Scope,
+    SupplyDemand, figures, supply_demand,
+};
+
+/// The projection's name.
+pub const NAME: &str = "indicators";
+
+/// The counts kept only as counts (`indicator_counts.metric`).
+pub mod metric {
+    /// Placements started for a student with a support need (G3).
+    pub const SUPPORT_NEED_STARTED: &str = "support_need_started";
+    /// Of those, placements with a warm handover (G3).
+    pub const SUPPORT_NEED_HANDOVER: &str = "support_need_handover";
+    /// Reports naming a ground: the prefix of `report_ground:<ground>` (D2).
+    pub const REPORT_GROUND: &str = "report_ground:";
+    /// Investigations SBB opened (D5).
+    pub const INVESTIGATIONS: &str = "investigations_opened";
+    /// Suspensions of a company's recognition (D5).
+    pub const SUSPENSIONS: &str = "recognitions_suspended";
+    /// Revocations of a recognition (D5).
+    pub const REVOCATIONS: &str = "recognitions_revoked";
+}
+
+/// The indicators projection. It holds the vault because it opens sealed
+/// content to count it (see the module docs).
+#[derive(Debug, Clone)]
+pub struct IndicatorBoard {
+    vault: Vault,
+}
+
+impl IndicatorBoard {
+    /// The projection, opening sealed content with `vault`.
+    pub fn new(vault: Vault) -> Self {
+        Self { vault }
+    }
+}
+
+#[async_trait]
+impl crate::Projection for IndicatorBoard {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &[Company::TYPE, Student::TYPE, Placement::TYPE, Report::TYPE, Investigation::TYPE]
+    }
+
+    async fn apply(&self, tx: &mut PgConnection, events: &[LoggedEvent]) -> Result<(), StoreError> {
+        let decoded = events.iter().map(Decoded::of).collect::<Result<Vec<_>, _>>()?;
+        let mut batch = Batch::load(tx, &decoded).await?;
+        let opener = self.vault.opener(batch.sealed_keys(&decoded)).await?;
+        let open = |sealed: &Sealed| opener.open::<Value>(sealed);
+        for (event, logged) in decoded.iter().zip(events) {
+            batch.fold(event, logged.recorded_at.date_naive(), &open)?;
+        }
+        batch.save(tx).await
+    }
+
+    async fn reset(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        sqlx::query(
+            "TRUNCATE indicator_companies, indicator_students, indicator_placements,
+                      indicator_reports, indicator_counts",
+        )
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// One event of the batch, decoded into its aggregate's event type.
+enum Decoded {
+    Company(String, CompanyEvent),
+    Student(String, StudentEvent),
+    Placement(Uuid, PlacementEvent),
+    Report(Uuid, ReportEvent),
+    Investigation(InvestigationEvent),
+}
+
+impl Decoded {
+    fn of(event: &LoggedEvent) -> Result<Self, StoreError> {
+        let payload = event.payload.clone();
+        Ok(match event.aggregate_type.as_str() {
+            Company::TYPE => {
+                Self::Company(event.aggregate_id.clone(), serde_json::from_value(payload)?)
+            }
+            Student::TYPE => {
+                Self::Student(event.aggregate_id.clone(), serde_json::from_value(payload)?)
+            }
+            Placement::TYPE => Self::Placement(uuid_id(event)?, serde_json::from_value(payload)?),
+            Report::TYPE => Self::Report(uuid_id(event)?, serde_json::from_value(payload)?),
+            _ => Self::Investigation(serde_json::from_value(payload)?),
+        })
+    }
+}
+
+/// Where a company is.
+#[derive(Debug, Clone)]
+struct CompanyFacts {
+    region: String,
+    sector: String,
+    participates: bool,
+}
+
+/// A placement's row: the record and the facts derived from it when saved.
+#[derive(Debug, Clone)]
+struct PlacementFacts {
+    student_key: String,
+    region: String,
+    sector: String,
+    first_year: bool,
+    via_round: bool,
+    proposed_year: i32,
+    record: PlacementRecord,
+}
+
+/// A report's row.
+#[derive(Debug, Clone)]
+struct ReportFacts {
+    school: String,
+    company_id: String,
+    qualification: String,
+    region: String,
+    sector: String,
+    school_year: i32,
+    kind: String,
+    filed_on: NaiveDate,
+    follow_up_days: Option<i32>,
+    forwarded: bool,
+    escalated: bool,
+}
+
+/// A cell of `indicator_counts`: metric, school year, school, region,
+/// qualification, sector.
+type Cell = (String, i32, String, String, String, String);
+
+/// A student's row: the record, and the year they started seeking.
+#[derive(Debug, Clone)]
+struct StudentFacts {
+    record: StudentRecord,
+    wish_year: Option<i32>,
+}
+
+/// The rows a batch touches, loaded once, folded in memory, saved once.
+#[derive(Default)]
+struct Batch {
+    companies: HashMap<String, CompanyFacts>,
+    students: HashMap<String, StudentFacts>,
+    placements: HashMap<Uuid, PlacementFacts>,
+    reports: HashMap<Uuid, ReportFacts>,
+    counts: HashMap<Cell, i32>,
+    touched_companies: HashSet<String>,
+    touched_students: HashSet<String>,
+    touched_placements: HashSet<Uuid>,
+    touched_reports: HashSet<Uuid>,
+}
+
+impl Batch {
+    /// Loads every row the batch's events concern: their own, and the
+    /// companies and students a new placement or report takes its facts from.
+    async fn load(tx: &mut PgConnection, events: &[Decoded]) -> Result<Self, StoreError> {
+        let mut batch = Self::default();
+        let placement_ids: Vec<Uuid> = events
+            .iter()
+            .filter_map(|e| if let Decoded::Placement(id, _) = e { Some(*id) } else { None })
+            .collect();
+        let report_ids: Vec<Uuid> = events
+            .iter()
+            .filter_map(|e| if let Decoded::Report(id, _) = e { Some(*id) } else { None })
+            .collect();
+        let rows = sqlx::query(
+            "SELECT placement_id, student_key, region, sector, first_year, via_round,
+                    proposed_year, record
+               FROM indicator_placements WHERE placement_id = ANY($1)",
+        )
+        .bind(&placement_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            let record: Value = row.try_get("record")?;
+            batch.placements.insert(
+                row.try_get("placement_id")?,
+                PlacementFacts {
+                    student_key: row.try_get("student_key")?,
+                    region: row.try_get("region")?,
+                    sector: row.try_get("sector")?,
+                    first_year: row.try_get("first_year")?,
+                    via_round: row.try_get("via_round")?,
+                    proposed_year: row.try_get("proposed_year")?,
+                    record: serde_json::from_value(record)?,
+                },
+            );
+        }
+        let rows = sqlx::query(
+            "SELECT report_id, school, company_id, qualification, region, sector, school_year,
+                    kind, filed_on, follow_up_days, forwarded, escalated
+               FROM indicator_reports WHERE report_id = ANY($1)",
+        )
+        .bind(&report_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            batch.reports.insert(
+                row.try_get("report_id")?,
+                ReportFacts {
+                    school: row.try_get("school")?,
+                    company_id: row.try_get("company_id")?,
+                    qualification: row.try_get("qualification")?,
+                    region: row.try_get("region")?,
+                    sector: row.try_get("sector")?,
+                    school_year: row.try_get("school_year")?,
+                    kind: row.try_get("kind")?,
+                    filed_on: row.try_get("filed_on")?,
+                    follow_up_days: row.try_get("follow_up_days")?,
+                    forwarded: row.try_get("forwarded")?,
+                    escalated: row.try_get("escalated")?,
+                },
+            );
+        }
+
+        let mut company_ids = HashSet::new();
+        let mut student_keys: HashSet<String> =
+            batch.placements.values().map(|p| p.student_key.clone()).collect();
+        for event in events {
+            match event {
+                Decoded::Company(id, _) => {
+                    company_ids.insert(id.clone());
+                }
+                Decoded::Student(key, _) => {
+                    student_keys.insert(key.clone());
+                }
+                Decoded::Placement(_, event) => {
+                    if let Some(record) = PlacementRecord::proposed(event) {
+                        company_ids.insert(record.company_id.to_string());
+                        student_keys.insert(student_key(
+                            &record.student.school,
+                            &record.student.student_id,
+                        ));
+                    }
+                }
+                Decoded::Report(_, ReportEvent::ReportFiled(filed)) => {
+                    company_ids.insert(filed.company_id.to_string());
+                    student_keys.insert(student_key(&filed.school, &filed.student_id));
+                }
+                Decoded::Report(..) => {}
+                Decoded::Investigation(InvestigationEvent::InvestigationOpened(opened)) => {
+                    company_ids.insert(opened.company_id.to_string());
+                }
+                Decoded::Investigation(_) => {}
+            }
+        }
+        let company_ids: Vec<String> = company_ids.into_iter().collect();
+        let rows: Vec<(String, String, String, bool)> = sqlx::query_as(
+            "SELECT company_id, region, sector, participates
+               FROM indicator_companies WHERE company_id = ANY($1)",
+        )
+        .bind(&company_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, region, sector, participates) in rows {
+            batch.companies.insert(id, CompanyFacts { region, sector, participates });
+        }
+        let student_keys: Vec<String> = student_keys.into_iter().collect();
+        let rows: Vec<(String, Value, Option<i32>)> = sqlx::query_as(
+            "SELECT student_key, record, wish_year FROM indicator_students
+              WHERE student_key = ANY($1)",
+        )
+        .bind(&student_keys)
+        .fetch_all(&mut *tx)
+        .await?;
+        let wish_years: HashMap<String, Option<i32>> =
+            rows.iter().map(|(key, _, year)| (key.clone(), *year)).collect();
+        let records: HashMap<String, StudentRecord> =
+            decode(rows.into_iter().map(|(key, record, _)| (key, record)).collect())?;
+        for (key, record) in records {
+            let wish_year = wish_years.get(&key).copied().flatten();
+            batch.students.insert(key, StudentFacts { record, wish_year });
+        }
+        Ok(batch)
+    }
+
+    /// The keys of the sealed content the batch may open: the grounds of new
+    /// reports, and the support needs of students whose placement starts or
+    /// gets its warm handover.
+    fn sealed_keys(&self, events: &[Decoded]) -> Vec<Uuid> {
+        let mut keys = HashSet::new();
+        for event in events {
+            match event {
+                Decoded::Report(_, ReportEvent::ReportFiled(filed)) => {
+                    keys.insert(filed.grounds.sealed);
+                }
+                Decoded::Student(_, StudentEvent::SupportNeedRecorded(need)) => {
+                    keys.insert(need.support_need.sealed);
+                }
+                Decoded::Placement(
+                    id,
+                    PlacementEvent::PlacementStarted(_) | PlacementEvent::WarmHandoverHeld(_),
+                ) => {
+                    let need = self
+                        .placements
+                        .get(id)
+                        .and_then(|p| self.students.get(&p.student_key))
+                        .and_then(|s| s.record.support_need.as_ref());
+                    if let Some(need) = need {
+                        keys.insert(need.sealed);
+                    }
+                }
+                _ => {}
+            }
+        }
+        keys.into_iter().collect()
+    }
+
+    fn count(&mut self, metric: &str, year: i32, dims: [&str; 4]) {
+        let [school, region, qualification, sector] = dims.map(str::to_owned);
+        *self
+            .counts
+            .entry((metric.to_owned(), year, school, region, qualification, sector))
+            .or_default() += 1;
+    }
+
+    fn company(&self, id: &str) -> (String, String) {
+        // A company is registered before anything can concern it; were its
+        // registration missing, its placements still count, in no region.
+        self.companies.get(id).map(|c| (c.region.clone(), c.sector.clone())).unwrap_or_default()
+    }
+
+    /// Whether the student had a support need when asked (G3). Erased reads as
+    /// none: after an erasure nothing may be derived from the content.
+    fn has_support_need(&self, student: &str, open: &impl Fn(&Sealed) -> Protected<Value>) -> bool {
+        let Some(sealed) = self.students.get(student).and_then(|s| s.record.support_need.as_ref())
+        else {
+            return false;
+        };
+        matches!(open(sealed), Protected::Readable(Value::String(_)))
+    }
+
+    fn fold(
+        &mut self,
+        event: &Decoded,
+        recorded_on: NaiveDate,
+        open: &impl Fn(&Sealed) -> Protected<Value>,
+    ) -> Result<(), StoreError> {
+        let year = |day: NaiveDate| SchoolYear::of(day).starts_in();
+        match event {
+            Decoded::Company(id, event) => self.fold_company(id, event, year(recorded_on)),
+            Decoded::Student(key, event) => {
+                self.touched_students.insert(key.clone());
+                match self.students.get_mut(key) {
+                    Some(student) => {
+                        student.record.apply(event);
+                        if matches!(event, StudentEvent::LearningWishRecorded(_)) {
+                            student.wish_year.get_or_insert(year(recorded_on));
+                        }
+                    }
+                    None => {
+                        if let Some(record) = StudentRecord::start(event) {
+                            self.students
+                                .insert(key.clone(), StudentFacts { record, wish_year: None });
+                        }
+                    }
+                }
+            }
+            Decoded::Placement(id, event) => self.fold_placement(*id, event, recorded_on, open),
+            Decoded::Report(id, event) => self.fold_report(*id, event, recorded_on, open),
+            Decoded::Investigation(InvestigationEvent::InvestigationOpened(opened)) => {
+                let (region, sector) = self.company(opened.company_id.as_str());
+                self.count(
+                    metric::INVESTIGATIONS,
+                    year(opened.opened_on),
+                    ["", &region, "", &sector],
+                );
+            }
+            Decoded::Investigation(_) => {}
+        }
+        Ok(())
+    }
+
+    fn fold_company(&mut self, id: &str, event: &CompanyEvent, year: i32) {
+        match event {
+            CompanyEvent::CompanyRegistered(registered) => {
+                self.companies.insert(
+                    id.to_owned(),
+                    CompanyFacts {
+                        region: registered.region.to_string(),
+                        sector: registered.sector.to_string(),
+                        participates: true,
+                    },
+                );
+                self.touched_companies.insert(id.to_owned());
+            }
+            CompanyEvent::MatchingParticipationSet(set) => {
+                if let Some(company) = self.companies.get_mut(id) {
+                    company.participates = set.participates;
+                    self.touched_companies.insert(id.to_owned());
+                }
+            }
+            CompanyEvent::RecognitionSuspended(_) => {
+                let (region, sector) = self.company(id);
+                self.count(metric::SUSPENSIONS, year, ["", &region, "", &sector]);
+            }
+            CompanyEvent::RecognitionRevoked(revoked) => {
+                let (region, sector) = self.company(id);
+                let qualification =
+                    revoked.qualification.map(|q| q.to_string()).unwrap_or_default();
+                self.count(metric::REVOCATIONS, year, ["", &region, &qualification, &sector]);
+            }
+            CompanyEvent::RecognitionGranted(_) | CompanyEvent::RecognitionReinstated(_) => {}
+        }
+    }
+
+    fn fold_placement(
+        &mut self,
+        id: Uuid,
+        event: &PlacementEvent,
+        recorded_on: NaiveDate,
+        open: &impl Fn(&Sealed) -> Protected<Value>,
+    ) {
+        let Some(facts) = self.placements.get_mut(&id) else {
+            // The same start as the aggregate's (`Placement::apply`).
+            let Some(record) = PlacementRecord::proposed(event) else { return };
+            let key = student_key(&record.student.school, &record.student.student_id);
+            let (region, sector) = self.company(record.company_id.as_str());
+            let first_year = self.students.get(&key).is_some_and(|s| s.record.enrolment.first_year);
+            let via_round = matches!(
+                event,
+                PlacementEvent::MatchProposed(proposed) if proposed.matching_round_id.is_some()
+            );
+            self.placements.insert(
+                id,
+                PlacementFacts {
+                    student_key: key,
+                    region,
+                    sector,
+                    first_year,
+                    via_round,
+                    proposed_year: SchoolYear::of(recorded_on).starts_in(),
+                    record,
+                },
+            );
+            self.touched_placements.insert(id);
+            return;
+        };
+        facts.record.apply(event);
+        self.touched_placements.insert(id);
+        let facts = facts.clone();
+        let record = &facts.record;
+        let started_year = record.started_on.map(|day| SchoolYear::of(day).starts_in());
+        let dims = [
+            record.student.school.to_string(),
+            facts.region.clone(),
+            record.qualification.to_string(),
+            facts.sector.clone(),
+        ];
+        let dims = [dims[0].as_str(), dims[1].as_str(), dims[2].as_str(), dims[3].as_str()];
+        match (event, started_year) {
+            // G3: a placement that starts for a student with a support need,
+            // with or without the warm handover held before the start.
+            (PlacementEvent::PlacementStarted(_), Some(year))
+                if self.has_support_need(&facts.student_key, open) =>
+            {
+                self.count(metric::SUPPORT_NEED_STARTED, year, dims);
+                if record.warm_handover.is_some() {
+                    self.count(metric::SUPPORT_NEED_HANDOVER, year, dims);
+                }
+            }
+            // A handover after the start counts now. A second one (the
+            // aggregate records only the first) would not be a new one.
+            (PlacementEvent::WarmHandoverHeld(_), Some(year))
+                if self.has_support_need(&facts.student_key, open) =>
+            {
+                self.count(metric::SUPPORT_NEED_HANDOVER, year, dims);
+            }
+            _ => {}
+        }
+    }
+
+    fn fold_report(
+        &mut self,
+        id: Uuid,
+        event: &ReportEvent,
+        recorded_on: NaiveDate,
+        open: &impl Fn(&Sealed) -> Protected<Value>,
+    ) {
+        if let ReportEvent::ReportFiled(filed) = event {
+            let key = student_key(&filed.school, &filed.student_id);
+            let qualification = self
+                .students
+                .get(&key)
+                .map(|s| s.record.enrolment.qualification.to_string())
+                .unwrap_or_default();
+            let (region, sector) = self.company(filed.company_id.as_str());
+            let year = SchoolYear::of(filed.filed_on).starts_in();
+            // D2: each ground named adds one to its cell; the report's row
+            // never says which.
+            if let Protected::Readable(grounds) = open(&filed.grounds) {
+                let grounds: Vec<Ground> = serde_json::from_value(grounds).unwrap_or_default();
+                for ground in grounds {
+                    let metric = format!("{}{}", metric::REPORT_GROUND, ground.as_str());
+                    self.count(
+                        &metric,
+                        year,
+                        [filed.school.as_str(), &region, &qualification, &sector],
+                    );
+                }
+            }
+            self.reports.insert(
+                id,
+                ReportFacts {
+                    school: filed.school.to_string(),
+                    company_id: filed.company_id.to_string(),
+                    qualification,
+                    region,
+                    sector,
+                    school_year: year,
+                    kind: filed.kind.as_str().to_owned(),
+                    filed_on: filed.filed_on,
+                    follow_up_days: None,
+                    forwarded: false,
+                    escalated: false,
+                },
+            );
+            self.touched_reports.insert(id);
+            return;
+        }
+        let Some(report) = self.reports.get_mut(&id) else { return };
+        // D4's follow-up steps, as `ReportRecord::followed_up` counts them.
+        let follow_up = matches!(
+            event,
+            ReportEvent::ReportConversationRecorded(_)
+                | ReportEvent::ReplacementPlacementOffered(_)
+                | ReportEvent::SignalForwarded(_)
+                | ReportEvent::ReportEscalated(_)
+        );
+        if follow_up && report.follow_up_days.is_none() {
+            let days = working_days_between(report.filed_on, recorded_on);
+            report.follow_up_days = Some(i32::try_from(days).unwrap_or(i32::MAX));
+        }
+        match event {
+            ReportEvent::SignalForwarded(_) => report.forwarded = true,
+            ReportEvent::ReportEscalated(_) => report.escalated = true,
+            _ => {}
+        }
+        self.touched_reports.insert(id);
+    }
+
+    async fn save(self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        self.save_companies(tx).await?;
+        self.save_students(tx).await?;
+        self.save_placements(tx).await?;
+        self.save_reports(tx).await?;
+        self.save_counts(tx).await
+    }
+
+    async fn save_companies(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        let (mut ids, mut regions, mut sectors, mut participates) =
+            (vec![], vec![], vec![], vec![]);
+        for id in &self.touched_companies {
+            let Some(company) = self.companies.get(id) else { continue };
+            ids.push(id.clone());
+            regions.push(company.region.clone());
+            sectors.push(company.sector.clone());
+            participates.push(company.participates);
+        }
+        sqlx::query(
+            "INSERT INTO indicator_companies (company_id, region, sector, participates)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[])
+             ON CONFLICT (company_id) DO UPDATE
+                SET region = excluded.region, sector = excluded.sector,
+                    participates = excluded.participates",
+        )
+        .bind(&ids)
+        .bind(&regions)
+        .bind(&sectors)
+        .bind(&participates)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_students(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        let mut rows = StudentRows::default();
+        for key in &self.touched_students {
+            let Some(student) = self.students.get(key) else { continue };
+            let record = &student.record;
+            let enrolment = &record.enrolment;
+            rows.keys.push(key.clone());
+            rows.schools.push(record.school.to_string());
+            rows.qualifications.push(enrolment.qualification.to_string());
+            rows.levels.push(i16::from(enrolment.level.get()));
+            rows.pathways.push(enrolment.pathway.as_str());
+            rows.first_years.push(enrolment.first_year);
+            let wish = record.learning_wish.as_ref();
+            rows.regions.push(wish.map(|w| w.region.to_string()));
+            // A text[] per row, as one text: unnest cannot take a 2-D array
+            // of rows with different lengths.
+            rows.sectors.push(serde_json::to_value(
+                wish.map(|w| w.sectors.iter().map(ToString::to_string).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            )?);
+            rows.wish_years.push(student.wish_year);
+            rows.records.push(serde_json::to_value(record)?);
+        }
+        sqlx::query(
+            "INSERT INTO indicator_students (student_key, school, qualification, level, pathway,
+                    first_year, region, sectors, wish_year, record)
+             SELECT k, s, q, l, p, f, r,
+                    ARRAY(SELECT jsonb_array_elements_text(sec)), w, rec
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[],
+                           $6::bool[], $7::text[], $8::jsonb[], $9::int4[], $10::jsonb[])
+                    AS t(k, s, q, l, p, f, r, sec, w, rec)
+             ON CONFLICT (student_key) DO UPDATE
+                SET school = excluded.school, qualification = excluded.qualification,
+                    level = excluded.level, pathway = excluded.pathway,
+                    first_year = excluded.first_year, region = excluded.region,
+                    sectors = excluded.sectors, wish_year = excluded.wish_year,
+                    record = excluded.record",
+        )
+        .bind(&rows.keys)
+        .bind(&rows.schools)
+        .bind(&rows.qualifications)
+        .bind(&rows.levels)
+        .bind(&rows.pathways)
+        .bind(&rows.first_years)
+        .bind(&rows.regions)
+        .bind(&rows.sectors)
+        .bind(&rows.wish_years)
+        .bind(&rows.records)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_placements(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        let mut rows = PlacementRows::default();
+        for id in &self.touched_placements {
+            let Some(facts) = self.placements.get(id) else { continue };
+            let record = &facts.record;
+            let agreement = record.agreement.as_ref().map(|a| &a.drafted);
+            let compensation = agreement.map(|a| &a.terms.compensation);
+            rows.ids.push(*id);
+            rows.student_keys.push(facts.student_key.clone());
+            rows.schools.push(record.student.school.to_string());
+            rows.companies.push(record.company_id.to_string());
+            rows.qualifications.push(record.qualification.to_string());
+            rows.regions.push(facts.region.clone());
+            rows.sectors.push(facts.sector.clone());
+            rows.levels.push(i16::from(record.student.level.get()));
+            rows.pathways.push(record.student.pathway.as_str());
+            rows.first_years.push(facts.first_year);
+            rows.via_round.push(facts.via_round);
+            rows.proposed_years.push(facts.proposed_year);
+            rows.school_years.push(
+                agreement
+                    .map(|a| SchoolYear::of(a.terms.period.start).starts_in())
+                    .unwrap_or(facts.proposed_year),
+            );
+            rows.statuses.push(record.status.as_str());
+            // G2 holds, or the school waived it with a reason.
+            rows.compliant.push(record.g2_met() || record.waiver.is_some());
+            rows.school_scores.push(record.rating.as_ref().map(|r| i16::from(r.school_score)));
+            rows.company_scores.push(record.rating.as_ref().map(|r| i16::from(r.company_score)));
+            rows.agreed.push(agreement.is_some());
+            rows.allowances.push(
+                compensation.and_then(|c| c.internship_allowance.as_ref()).map(|a| monthly(a).0),
+            );
+            rows.wages.push(compensation.and_then(|c| c.hourly_wage).map(|w| w.0));
+            rows.minimum_wages.push(agreement.and_then(|a| a.minimum_hourly_wage).map(|w| w.0));
+            rows.records.push(serde_json::to_value(record)?);
+        }
+        sqlx::query(
+            "INSERT INTO indicator_placements (placement_id, student_key, school, company_id,
+                    qualification, region, sector, level, pathway, first_year, via_round,
+                    proposed_year, school_year, status, g2_compliant, school_score,
+                    company_score, agreed, allowance_cents, hourly_wage_cents,
+                    minimum_wage_cents, record)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                    $6::text[], $7::text[], $8::int2[], $9::text[], $10::bool[], $11::bool[],
+                    $12::int4[], $13::int4[], $14::text[], $15::bool[], $16::int2[],
+                    $17::int2[], $18::bool[], $19::int8[], $20::int8[], $21::int8[],
+                    $22::jsonb[])
+             ON CONFLICT (placement_id) DO UPDATE
+                SET school_year = excluded.school_year, status = excluded.status,
+                    g2_compliant = excluded.g2_compliant,
+                    school_score = excluded.school_score,
+                    company_score = excluded.company_score, agreed = excluded.agreed,
+                    allowance_cents = excluded.allowance_cents,
+                    hourly_wage_cents = excluded.hourly_wage_cents,
+                    minimum_wage_cents = excluded.minimum_wage_cents,
+                    record = excluded.record",
+        )
+        .bind(&rows.ids)
+        .bind(&rows.student_keys)
+        .bind(&rows.schools)
+        .bind(&rows.companies)
+        .bind(&rows.qualifications)
+        .bind(&rows.regions)
+        .bind(&rows.sectors)
+        .bind(&rows.levels)
+        .bind(&rows.pathways)
+        .bind(&rows.first_years)
+        .bind(&rows.via_round)
+        .bind(&rows.proposed_years)
+        .bind(&rows.school_years)
+        .bind(&rows.statuses)
+        .bind(&rows.compliant)
+        .bind(&rows.school_scores)
+        .bind(&rows.company_scores)
+        .bind(&rows.agreed)
+        .bind(&rows.allowances)
+        .bind(&rows.wages)
+        .bind(&rows.minimum_wages)
+        .bind(&rows.records)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_reports(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        let mut rows = ReportRows::default();
+        for id in &self.touched_reports {
+            let Some(report) = self.reports.get(id) else { continue };
+            rows.ids.push(*id);
+            rows.schools.push(report.school.clone());
+            rows.companies.push(report.company_id.clone());
+            rows.qualifications.push(report.qualification.clone());
+            rows.regions.push(report.region.clone());
+            rows.sectors.push(report.sector.clone());
+            rows.years.push(report.school_year);
+            rows.kinds.push(report.kind.clone());
+            rows.filed.push(report.filed_on);
+            rows.follow_up.push(report.follow_up_days);
+            rows.forwarded.push(report.forwarded);
+            rows.escalated.push(report.escalated);
+        }
+        sqlx::query(
+            "INSERT INTO indicator_reports (report_id, school, company_id, qualification, region,
+                    sector, school_year, kind, filed_on, follow_up_days, forwarded, escalated)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                    $6::text[], $7::int4[], $8::text[], $9::date[], $10::int4[], $11::bool[],
+                    $12::bool[])
+             ON CONFLICT (report_id) DO UPDATE
+                SET follow_up_days = excluded.follow_up_days, forwarded = excluded.forwarded,
+                    escalated = excluded.escalated",
+        )
+        .bind(&rows.ids)
+        .bind(&rows.schools)
+        .bind(&rows.companies)
+        .bind(&rows.qualifications)
+        .bind(&rows.regions)
+        .bind(&rows.sectors)
+        .bind(&rows.years)
+        .bind(&rows.kinds)
+        .bind(&rows.filed)
+        .bind(&rows.follow_up)
+        .bind(&rows.forwarded)
+        .bind(&rows.escalated)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_counts(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        let mut rows = CountRows::default();
+        for ((metric, year, school, region, qualification, sector), n) in &self.counts {
+            rows.metrics.push(metric.clone());
+            rows.years.push(*year);
+            rows.schools.push(school.clone());
+            rows.regions.push(region.clone());
+            rows.qualifications.push(qualification.clone());
+            rows.sectors.push(sector.clone());
+            rows.ns.push(*n);
+        }
+        sqlx::query(
+            "INSERT INTO indicator_counts AS c
+                    (metric, school_year, school, region, qualification, sector, n)
+             SELECT * FROM unnest($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::int4[])
+             ON CONFLICT (metric, school_year, school, region, qualification, sector)
+                DO UPDATE SET n = c.n + excluded.n",
+        )
+        .bind(&rows.metrics)
+        .bind(&rows.years)
+        .bind(&rows.schools)
+        .bind(&rows.regions)
+        .bind(&rows.qualifications)
+        .bind(&rows.sectors)
+        .bind(&rows.ns)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct CountRows {
+    metrics: Vec<String>,
+    years: Vec<i32>,
+    schools: Vec<String>,
+    regions: Vec<String>,
+    qualifications: Vec<String>,
+    sectors: Vec<String>,
+    ns: Vec<i32>,
+}
+
+#[derive(Default)]
+struct StudentRows {
+    keys: Vec<String>,
+    schools: Vec<String>,
+    qualifications: Vec<String>,
+    levels: Vec<i16>,
+    pathways: Vec<&'static str>,
+    first_years: Vec<bool>,
+    regions: Vec<Option<String>>,
+    sectors: Vec<Value>,
+    wish_years: Vec<Option<i32>>,
+    records: Vec<Value>,
+}
+
+#[derive(Default)]
+struct PlacementRows {
+    ids: Vec<Uuid>,
+    student_keys: Vec<String>,
+    schools: Vec<String>,
+    companies: Vec<String>,
+    qualifications: Vec<String>,
+    regions: Vec<String>,
+    sectors: Vec<String>,
+    levels: Vec<i16>,
+    pathways: Vec<&'static str>,
+    first_years: Vec<bool>,
+    via_round: Vec<bool>,
+    proposed_years: Vec<i32>,
+    school_years: Vec<i32>,
+    statuses: Vec<&'static str>,
+    compliant: Vec<bool>,
+    school_scores: Vec<Option<i16>>,
+    company_scores: Vec<Option<i16>>,
+    agreed: Vec<bool>,
+    allowances: Vec<Option<i64>>,
+    wages: Vec<Option<i64>>,
+    minimum_wages: Vec<Option<i64>>,
+    records: Vec<Value>,
+}
+
+#[derive(Default)]
+struct ReportRows {
+    ids: Vec<Uuid>,
+    schools: Vec<String>,
+    companies: Vec<String>,
+    qualifications: Vec<String>,
+    regions: Vec<String>,
+    sectors: Vec<String>,
+    years: Vec<i32>,
+    kinds: Vec<String>,
+    filed: Vec<NaiveDate>,
+    follow_up: Vec<Option<i32>>,
+    forwarded: Vec<bool>,
+    escalated: Vec<bool>,
+}
