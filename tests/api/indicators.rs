@@ -64,7 +64,7 @@ impl TestApp {
     /// placement at `COMPANY` (s-1 with a support need and a warm handover);
     /// s-1 reports discrimination on two grounds, followed up at once, and s-2
     /// misuse, not followed up.
-    async fn monitored_year(&self) {
+    pub(crate) async fn monitored_year(&self) {
         let offer = self.company_with_offer(COMPANY, 10).await;
         for n in 1..=6 {
             self.seeking(SCHOOL, &format!("s-{n}"), "Utrecht").await;

@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod companies;
 mod conventions;
+mod dashboard;
 mod feed;
 mod fixtures;
 mod generated;

@@ -5,6 +5,7 @@
 pub mod auth;
 mod conditional;
 pub mod config;
+mod dashboard;
 pub mod delivery;
 mod extract;
 mod idempotency;

@@ -197,6 +197,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit;
     routes
         .route("/schemas/{aggregate}/{file}", axum::routing::get(event_schema))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::idempotent))
