@@ -65,15 +65,16 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let url = format!("http://127.0.0.1:{port}");
+        // From here on, dropping the driver stops (and waits for) the child.
+        let driver = Self { child, url: format!("http://127.0.0.1:{port}") };
         let client = reqwest::Client::new();
         for _ in 0..100 {
-            if client.get(format!("{url}/status")).send().await.is_ok() {
-                return Self { child, url };
+            if client.get(format!("{}/status", driver.url)).send().await.is_ok() {
+                return driver;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("chromedriver did not answer on {url}");
+        panic!("chromedriver did not answer on {}", driver.url);
     }
 }
 
