@@ -209,6 +209,15 @@ async fn indicators_filter_by_school_year_school_region_qualification_and_sector
         assert_eq!(view["guidance"]["rated"], rated, "{query}");
     }
     let monitor = app.monitor();
+    // The whole market is answered from the school-year totals, a filtered
+    // scope from its rows: where both cover the same placements, they agree.
+    let goals = |mut view: Value| {
+        view["placements"].as_object_mut().expect("goal 3").remove("supply_demand");
+        [view["guidance"].take(), view["placements"].take(), view["compensation"].take()]
+    };
+    let whole = ok_json(app.indicators(&monitor, "").await, StatusCode::OK).await;
+    let utrecht = ok_json(app.indicators(&monitor, "region=Utrecht").await, StatusCode::OK).await;
+    assert_eq!(goals(utrecht), goals(whole), "every placement is in Utrecht");
     let view =
         ok_json(app.indicators(&monitor, &format!("school={OTHER_SCHOOL}")).await, StatusCode::OK)
             .await;
@@ -437,4 +446,22 @@ async fn s2_supply_and_demand_flag_a_shortage_once_for_sbb_and_the_schools_conce
     assert_eq!(shortages(app.school_of(OTHER_SCHOOL)).await, ["Utrecht"], "seeks in Utrecht only");
     assert!(shortages(app.school_of("40ZZ")).await.is_empty(), "not concerned");
     assert!(shortages(app.token(Role::Company, Some(COMPANY), None)).await.is_empty());
+}
+
+#[tokio::test]
+async fn s2_a_student_whose_match_is_withdrawn_seeks_again() {
+    let app = spawn_app().await;
+    let offer = app.company_with_offer(COMPANY, 3).await;
+    app.seeking(SCHOOL, "s-1", "Utrecht").await;
+    let placement = app.propose("s-1", &offer).await;
+    app.step(&placement, "accept", &app.student_of(SCHOOL, "s-1"), json!({})).await;
+    let placed = ok_json(app.indicators(&app.school(), "").await, StatusCode::OK).await;
+    assert_eq!(placed["placements"]["without_placement"], share(json!(0), json!(1), Some(0.0)));
+
+    let reason = json!({"reason": "the company closed the department"});
+    app.step(&placement, "withdraw", &app.school(), reason).await;
+    let again = ok_json(app.indicators(&app.school(), "").await, StatusCode::OK).await;
+    assert_eq!(again["placements"]["without_placement"], share(json!(1), json!(1), Some(1.0)));
+    let whole = ok_json(app.indicators(&app.monitor(), "").await, StatusCode::OK).await;
+    assert_eq!(whole["placements"]["students_seeking"], SUPPRESSED, "one student");
 }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub wages: Arc<WageTable>,
     /// The data subjects' keys (DESIGN §6).
     pub vault: Vault,
+    /// Today's supply and demand, counted once per state of the log.
+    pub supply: Arc<crate::routes::indicators::SupplyCache>,
 }
 
 impl AppState {
@@ -129,6 +131,7 @@ impl App {
         let wages = Arc::new(config.wages.clone());
         let state = AppState {
             vault,
+            supply: Arc::default(),
             wages,
             bus,
             pool,

@@ -15,6 +15,8 @@
 //! and without the protection of their content, and SBB listing the signals
 //! schools forward (see `reports`). `--scenario matching` measures a
 //! school-size matching round through the API (see `matching_round`).
+//! `--scenario indicators` rebuilds the pact's indicators over a log of a
+//! million events and reads them (see `indicators`).
 //!
 //! It prints a report and writes the same figures as JSON.
 
@@ -22,6 +24,7 @@ mod dbstats;
 mod feed;
 mod header;
 mod http_load;
+mod indicators;
 mod lifecycle;
 mod machine;
 mod matching_round;
@@ -66,6 +69,9 @@ enum Scenario {
     Reports,
     /// A school-size matching round through the API: run, read, publish.
     Matching,
+    /// The pact's indicators over a log of about a million events: rebuild,
+    /// then monitors reading `getIndicators`.
+    Indicators,
 }
 
 /// Command-line options.
@@ -116,6 +122,12 @@ struct Args {
     /// Reports scenario: concurrent readers of `GET /v1/signals`.
     #[arg(long, default_value_t = 8)]
     list_readers: usize,
+    /// Indicators scenario: about how many events the log holds.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Indicators scenario: concurrent monitors reading `getIndicators`.
+    #[arg(long, default_value_t = 4)]
+    indicator_readers: usize,
     /// Load pg_stat_statements and report the top statements of each load
     /// phase (a diagnostic: it slows PostgreSQL down a little).
     #[arg(long)]
@@ -134,6 +146,7 @@ impl Args {
             Scenario::Lifecycle => results.join("lifecycle.json"),
             Scenario::Reports => results.join("reports.json"),
             Scenario::Matching => results.join("matching.json"),
+            Scenario::Indicators => results.join("indicators.json"),
         })
     }
 }
@@ -205,6 +218,15 @@ async fn main() -> anyhow::Result<()> {
             reports::run(&options, &header, &env).await
         }
         Scenario::Matching => matching_round::run(&header, &env).await,
+        Scenario::Indicators => {
+            let options = indicators::Options {
+                events: args.events,
+                readers: args.indicator_readers,
+                read_seconds: args.read_seconds,
+                statement_stats: args.statement_stats,
+            };
+            indicators::run(&options, &header, &env).await
+        }
     };
     env.stop().await?;
     let (report, figures) = result?;

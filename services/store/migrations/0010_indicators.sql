@@ -18,50 +18,118 @@ CREATE TABLE indicator_companies (
     participates boolean NOT NULL
 );
 
--- Students, with the domain's record (support need sealed inside it).
--- `wish_year`: the school year (its first calendar year) the student first
--- recorded a learning wish in, i.e. started seeking a placement.
+-- Students and placements each carry what they count for as 0/1 columns,
+-- decided once, in Rust, when the projector saves the row (see
+-- src/indicators/mod.rs). A filtered query sums the rows of its scope
+-- through the index of its filter; a query of all schools, regions,
+-- qualifications and sectors (at most one school year) reads the
+-- `indicator_year_*` totals instead, which the projector keeps as the sums
+-- of the same columns per school year. Both give the same numbers.
+
+-- Students. `wish_year`: the school year (its first calendar year) the
+-- student first recorded a learning wish in, i.e. started seeking a
+-- placement. `holding`: how many of the student's placements are accepted,
+-- agreed, started or completed; `matched`: how many came from a matching
+-- round. The projector keeps both as the placements change, so no query has
+-- to look up a student's placements.
 CREATE TABLE indicator_students (
-    student_key   text     PRIMARY KEY,
-    school        text     NOT NULL,
-    qualification text     NOT NULL,
-    level         smallint NOT NULL,
-    pathway       text     NOT NULL,
-    first_year    boolean  NOT NULL,
-    region        text,
-    sectors       text[]   NOT NULL,
-    wish_year     integer,
-    record        jsonb    NOT NULL
+    student_key            text     PRIMARY KEY,
+    school                 text     NOT NULL,
+    qualification          text     NOT NULL,
+    region                 text,
+    sectors                text[]   NOT NULL,
+    wish_year              integer,
+    holding                integer  NOT NULL,
+    matched                integer  NOT NULL,
+    seeking                smallint NOT NULL,
+    without_placement      smallint NOT NULL,
+    first_year_bol         smallint NOT NULL,
+    first_year_bol_matched smallint NOT NULL
+) WITH (fillfactor = 90);
+CREATE INDEX indicator_students_school ON indicator_students (school);
+CREATE INDEX indicator_students_region ON indicator_students (region);
+CREATE INDEX indicator_students_qualification ON indicator_students (qualification);
+CREATE INDEX indicator_students_sectors ON indicator_students USING gin (sectors);
+
+CREATE TABLE indicator_year_students (
+    wish_year              integer PRIMARY KEY,
+    seeking                bigint  NOT NULL,
+    without_placement      bigint  NOT NULL,
+    first_year_bol         bigint  NOT NULL,
+    first_year_bol_matched bigint  NOT NULL
 );
 
--- Placements: the domain's record, and the facts the goals count, in columns.
--- `region` and `sector` are the company's; `school_year` is that of the
--- agreement's first day, or of the proposal before there is an agreement.
+-- The domain's records the projector folds, apart from the facts above and
+-- below: the queries scan narrow rows only. A student's support need stays
+-- sealed inside the record.
+CREATE TABLE indicator_student_records (
+    student_key text  PRIMARY KEY,
+    record      jsonb NOT NULL
+);
+CREATE TABLE indicator_placement_records (
+    placement_id uuid  PRIMARY KEY,
+    record       jsonb NOT NULL
+);
+
+-- Placements (the record is in `indicator_placement_records`). `region` and
+-- `sector` are the company's; `school_year` is that of the agreement's first
+-- day, or of the proposal before there is an agreement. `allowance_cents`:
+-- the internship allowance per month, of an agreement that has one.
 CREATE TABLE indicator_placements (
-    placement_id       uuid     PRIMARY KEY,
-    student_key        text     NOT NULL,
-    school             text     NOT NULL,
-    company_id         text     NOT NULL,
-    qualification      text     NOT NULL,
-    region             text     NOT NULL,
-    sector             text     NOT NULL,
-    level              smallint NOT NULL,
-    pathway            text     NOT NULL,
-    first_year         boolean  NOT NULL,
-    via_round          boolean  NOT NULL,
-    proposed_year      integer  NOT NULL,
-    school_year        integer  NOT NULL,
-    status             text     NOT NULL,
-    g2_compliant       boolean  NOT NULL,
-    school_score       smallint,
-    company_score      smallint,
-    agreed             boolean  NOT NULL,
-    allowance_cents    bigint,
-    hourly_wage_cents  bigint,
-    minimum_wage_cents bigint,
-    record             jsonb    NOT NULL
+    placement_id      uuid     PRIMARY KEY,
+    student_key       text     NOT NULL,
+    school            text     NOT NULL,
+    qualification     text     NOT NULL,
+    region            text     NOT NULL,
+    sector            text     NOT NULL,
+    level             smallint NOT NULL,
+    pathway           text     NOT NULL,
+    first_year        boolean  NOT NULL,
+    via_round         boolean  NOT NULL,
+    proposed_year     integer  NOT NULL,
+    school_year       integer  NOT NULL,
+    allowance_cents   bigint,
+    rated             smallint NOT NULL,
+    satisfied_school  smallint NOT NULL,
+    satisfied_company smallint NOT NULL,
+    completed         smallint NOT NULL,
+    compliant         smallint NOT NULL,
+    bol_agreement     smallint NOT NULL,
+    bol_allowance     smallint NOT NULL,
+    bbl_agreement     smallint NOT NULL,
+    bbl_wage_ok       smallint NOT NULL
 ) WITH (fillfactor = 80);
-CREATE INDEX indicator_placements_student ON indicator_placements (student_key);
+-- Each filter of a scope has its index, so a filtered query reads only its
+-- rows; these columns are set when the placement is proposed (the school
+-- year once more when the agreement is drafted), so updates stay in place.
+CREATE INDEX indicator_placements_school ON indicator_placements (school);
+CREATE INDEX indicator_placements_region ON indicator_placements (region);
+CREATE INDEX indicator_placements_qualification ON indicator_placements (qualification);
+CREATE INDEX indicator_placements_sector ON indicator_placements (sector);
+
+CREATE TABLE indicator_year_placements (
+    school_year       integer PRIMARY KEY,
+    rated             bigint  NOT NULL,
+    satisfied_school  bigint  NOT NULL,
+    satisfied_company bigint  NOT NULL,
+    completed         bigint  NOT NULL,
+    compliant         bigint  NOT NULL,
+    bol_agreement     bigint  NOT NULL,
+    bol_allowance     bigint  NOT NULL,
+    bbl_agreement     bigint  NOT NULL,
+    bbl_wage_ok       bigint  NOT NULL
+);
+
+-- Internship allowances per school year, level, pathway and amount: what
+-- the medians of all schools are taken from.
+CREATE TABLE indicator_year_allowances (
+    school_year     integer  NOT NULL,
+    level           smallint NOT NULL,
+    pathway         text     NOT NULL,
+    allowance_cents bigint   NOT NULL,
+    n               bigint   NOT NULL,
+    PRIMARY KEY (school_year, level, pathway, allowance_cents)
+);
 
 -- Reports (meldingen), without their content: the kind, where, and how many
 -- working days after filing the school took its first follow-up step (D4).

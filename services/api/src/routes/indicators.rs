@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
@@ -267,6 +268,59 @@ pub struct SupplyDemandView {
 }
 
 // ---------------------------------------------------------------------------
+// Supply and demand, counted once per state of the log
+// ---------------------------------------------------------------------------
+
+/// What today's supply and demand were counted from: the day, and how far
+/// the indicators, the offer board and the company registry had got.
+type SupplyKey = (chrono::NaiveDate, i64, i64, i64);
+
+/// Today's supply and demand, shared by every reader until the log moves.
+/// Every reader asks the same question of it (the whole market, before any
+/// filter), and counting it reads every open offer with its company: once per
+/// state of the log is enough. The lock is held while counting, so readers
+/// that miss together count once.
+#[derive(Debug, Default)]
+pub struct SupplyCache(tokio::sync::Mutex<Option<(SupplyKey, Arc<Vec<SupplyDemand>>)>>);
+
+impl SupplyCache {
+    /// Supply and demand per qualification and region on `day`, as the read
+    /// models stand now.
+    async fn get(
+        &self,
+        state: &AppState,
+        day: chrono::NaiveDate,
+    ) -> Result<Arc<Vec<SupplyDemand>>, ApiError> {
+        let mut cached = self.0.lock().await;
+        let checkpoints = state.projections.checkpoints().await?;
+        let at = |name: &str| checkpoints.get(name).copied().unwrap_or_default();
+        let key = (day, at(indicators::NAME), at(offers::NAME), at(company_registry::NAME));
+        if let Some((cached_key, rows)) = cached.as_ref()
+            && *cached_key == key
+        {
+            return Ok(Arc::clone(rows));
+        }
+        let rows = Arc::new(indicators::supply_demand(&state.pool, day).await?);
+        *cached = Some((key, Arc::clone(&rows)));
+        Ok(rows)
+    }
+}
+
+/// The rows of `qualification` and `region` (each `None`: all).
+fn filtered<'a>(
+    rows: &'a [SupplyDemand],
+    qualification: Option<&'a str>,
+    region: Option<&'a str>,
+) -> Vec<&'a SupplyDemand> {
+    rows.iter()
+        .filter(|row| {
+            qualification.is_none_or(|q| row.qualification == q)
+                && region.is_none_or(|r| row.region == r)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
 // Queries
 // ---------------------------------------------------------------------------
 
@@ -377,13 +431,8 @@ pub async fn get_indicators(
     await_figures(&state, query.min_position).await?;
     let figures =
         indicators::figures(&state.pool, &scope, state.config.follow_up_working_days).await?;
-    let supply = indicators::supply_demand(
-        &state.pool,
-        scope.qualification.as_deref(),
-        scope.region.as_deref(),
-        today(),
-    )
-    .await?;
+    let supply = state.supply.get(&state, today()).await?;
+    let supply = filtered(&supply, scope.qualification.as_deref(), scope.region.as_deref());
     let as_of_position =
         state.projections.checkpoints().await?.get(indicators::NAME).copied().unwrap_or_default();
     let shower = Shower { suppress: principal.role != Role::School };
@@ -411,7 +460,7 @@ fn indicators_view(
     show: Shower,
     scope: &Scope,
     figures: &Figures,
-    supply: &[SupplyDemand],
+    supply: &[&SupplyDemand],
     as_of_position: i64,
 ) -> IndicatorsView {
     let (g, d, p, c) =
@@ -463,7 +512,7 @@ fn indicators_view(
 
 /// Supply and demand as shown: seeking counts every school's students, so it
 /// is suppressed for every reader.
-fn supply_rows(state: &AppState, supply: &[SupplyDemand]) -> Vec<SupplyDemandRow> {
+fn supply_rows(state: &AppState, supply: &[&SupplyDemand]) -> Vec<SupplyDemandRow> {
     let show = Shower { suppress: true };
     let margin = state.config.shortage_margin_percent;
     supply
@@ -508,9 +557,8 @@ pub async fn get_supply_demand(
     let region = region.map(|r| r.to_string());
     let qualification = qualification.map(|q| q.to_string());
     let day = today();
-    let supply =
-        indicators::supply_demand(&state.pool, qualification.as_deref(), region.as_deref(), day)
-            .await?;
+    let supply = state.supply.get(&state, day).await?;
+    let supply = filtered(&supply, qualification.as_deref(), region.as_deref());
     Ok(Json(SupplyDemandView {
         school_year: SchoolYear::of(day).to_string(),
         margin_percent: state.config.shortage_margin_percent,
@@ -645,7 +693,7 @@ pub async fn flag_shortages(state: &AppState) -> Result<usize, ApiError> {
     let margin = state.config.shortage_margin_percent;
     let system = HashMap::from([("actor_role".to_owned(), "system".to_owned())]);
     let mut flagged = 0;
-    for row in indicators::supply_demand(&state.pool, None, None, day).await? {
+    for row in state.supply.get(state, day).await?.iter() {
         if !is_shortage(row.seeking, row.open_slots, margin) {
             continue;
         }

@@ -4,8 +4,10 @@
 
 use chrono::NaiveDate;
 use sqlx::{PgPool, Row};
-use stagepact_domain::placement::PlacementStatus;
 
+use std::collections::BTreeMap;
+
+use super::counted::{PLACEMENT_COLUMNS, STUDENT_COLUMNS};
 use super::metric;
 use crate::StoreError;
 
@@ -24,6 +26,17 @@ pub struct Scope {
     pub qualification: Option<String>,
     /// The company's sector, or one of the sectors of a student's wish.
     pub sector: Option<String>,
+}
+
+impl Scope {
+    /// Whether the scope is all schools, regions, qualifications and sectors
+    /// (of one school year or all): the school-year totals answer it.
+    fn whole_market(&self) -> bool {
+        self.school.is_none()
+            && self.region.is_none()
+            && self.qualification.is_none()
+            && self.sector.is_none()
+    }
 }
 
 /// Goal 1, better guidance (G2, G3, G4).
@@ -159,41 +172,63 @@ pub async fn figures(
     scope: &Scope,
     follow_up_working_days: u32,
 ) -> Result<Figures, StoreError> {
-    let (guidance, discrimination, placements, compensation) = tokio::try_join!(
-        guidance(pool, scope),
+    let ((guidance, mut compensation), discrimination, placements, allowances) = tokio::try_join!(
+        placement_totals(pool, scope),
         discrimination(pool, scope, follow_up_working_days),
         placements(pool, scope),
-        compensation(pool, scope),
+        allowances(pool, scope),
     )?;
+    (compensation.by_level, compensation.by_pathway) = allowances;
     Ok(Figures { guidance, discrimination, placements, compensation })
 }
 
-async fn guidance(pool: &PgPool, scope: &Scope) -> Result<Guidance, StoreError> {
-    let row = scoped(
-        concat!(
-            "SELECT count(school_score) AS rated,
-                    count(*) FILTER (WHERE school_score >= 4) AS school,
-                    count(*) FILTER (WHERE company_score >= 4) AS company,
-                    count(*) FILTER (WHERE status = 'completed') AS completed,
-                    count(*) FILTER (WHERE status = 'completed' AND g2_compliant) AS compliant
-               FROM indicator_placements WHERE ",
-            in_scope!()
-        ),
-        scope,
-    )
-    .fetch_one(pool)
-    .await?;
+/// The sums of the 0/1 columns `columns` of `detail` for the scope, or of
+/// the school-year totals `totals` (keyed by `year_column`) when the scope is
+/// the whole market; one row, named by column.
+async fn sums(
+    pool: &PgPool,
+    scope: &Scope,
+    (detail, totals, year_column): (&str, &str, &str),
+    columns: &[&str],
+) -> Result<sqlx::postgres::PgRow, StoreError> {
+    let sums: Vec<String> =
+        columns.iter().map(|c| format!("coalesce(sum({c}), 0)::int8 AS {c}")).collect();
+    let sums = sums.join(", ");
+    if scope.whole_market() {
+        let sql =
+            format!("SELECT {sums} FROM {totals} WHERE ($1::int4 IS NULL OR {year_column} = $1)");
+        return Ok(sqlx::query(&sql).bind(scope.school_year).fetch_one(pool).await?);
+    }
+    let sql = format!("SELECT {sums} FROM {detail} WHERE {}", in_scope!());
+    Ok(scoped(&sql, scope).fetch_one(pool).await?)
+}
+
+/// Goal 1 and goal 4's totals.
+async fn placement_totals(
+    pool: &PgPool,
+    scope: &Scope,
+) -> Result<(Guidance, Compensation), StoreError> {
+    let tables = ("indicator_placements", "indicator_year_placements", "school_year");
+    let row = sums(pool, scope, tables, &PLACEMENT_COLUMNS).await?;
     let counts =
         counts(pool, scope, &[metric::SUPPORT_NEED_STARTED, metric::SUPPORT_NEED_HANDOVER]).await?;
-    Ok(Guidance {
+    let guidance = Guidance {
         rated: row.try_get("rated")?,
-        satisfied_with_school: row.try_get("school")?,
-        satisfied_with_company: row.try_get("company")?,
+        satisfied_with_school: row.try_get("satisfied_school")?,
+        satisfied_with_company: row.try_get("satisfied_company")?,
         completed: row.try_get("completed")?,
         contact_moments_compliant: row.try_get("compliant")?,
         support_need_started: counts[0],
         support_need_handover: counts[1],
-    })
+    };
+    let compensation = Compensation {
+        bol_agreements: row.try_get("bol_agreement")?,
+        bol_with_allowance: row.try_get("bol_allowance")?,
+        bbl_agreements: row.try_get("bbl_agreement")?,
+        bbl_wage_compliant: row.try_get("bbl_wage_ok")?,
+        ..Compensation::default()
+    };
+    Ok((guidance, compensation))
 }
 
 /// The sums of exact `metrics` in `indicator_counts` for `scope`, in order.
@@ -290,27 +325,22 @@ async fn discrimination(
 }
 
 async fn placements(pool: &PgPool, scope: &Scope) -> Result<Placements, StoreError> {
-    let placing: Vec<&str> = PlacementStatus::PLACING.iter().map(|s| s.as_str()).collect();
-    let students = scoped(
-        "SELECT count(*) AS seeking,
-                count(*) FILTER (WHERE NOT placed) AS without,
-                count(*) FILTER (WHERE first_year AND pathway = 'bol') AS first_year_bol,
-                count(*) FILTER (WHERE first_year AND pathway = 'bol' AND matched) AS matched
-           FROM indicator_students s
-          CROSS JOIN LATERAL (
-                SELECT coalesce(bool_or(p.status = ANY($6)), false) AS placed,
-                       coalesce(bool_or(p.via_round), false) AS matched
-                  FROM indicator_placements p WHERE p.student_key = s.student_key) p
-          WHERE s.region IS NOT NULL
-            AND ($1::int4 IS NULL OR s.wish_year = $1) AND ($2::text IS NULL OR s.school = $2)
-            AND ($3::text IS NULL OR s.region = $3)
-            AND ($4::text IS NULL OR s.qualification = $4)
-            AND ($5::text IS NULL OR $5 = ANY(s.sectors))",
-        scope,
-    )
-    .bind(&placing)
-    .fetch_one(pool)
-    .await?;
+    // A student's school year is the one they started seeking in; the
+    // sector filter matches any sector of the learning wish.
+    let students = if scope.whole_market() {
+        sums(pool, scope, ("", "indicator_year_students", "wish_year"), &STUDENT_COLUMNS).await?
+    } else {
+        let sums: Vec<String> =
+            STUDENT_COLUMNS.iter().map(|c| format!("coalesce(sum({c}), 0)::int8 AS {c}")).collect();
+        let sql = format!(
+            "SELECT {} FROM indicator_students
+              WHERE ($1::int4 IS NULL OR wish_year = $1) AND ($2::text IS NULL OR school = $2)
+                AND ($3::text IS NULL OR region = $3) AND ($4::text IS NULL OR qualification = $4)
+                AND ($5::text IS NULL OR sectors @> ARRAY[$5])",
+            sums.join(", ")
+        );
+        scoped(&sql, scope).fetch_one(pool).await?
+    };
     let companies = sqlx::query(
         "SELECT count(*) AS companies, count(*) FILTER (WHERE NOT participates) AS opted_out
            FROM indicator_companies
@@ -323,70 +353,86 @@ async fn placements(pool: &PgPool, scope: &Scope) -> Result<Placements, StoreErr
     .await?;
     Ok(Placements {
         seeking: students.try_get("seeking")?,
-        without_placement: students.try_get("without")?,
+        without_placement: students.try_get("without_placement")?,
         first_year_bol: students.try_get("first_year_bol")?,
-        first_year_bol_matched: students.try_get("matched")?,
+        first_year_bol_matched: students.try_get("first_year_bol_matched")?,
         companies: companies.try_get("companies")?,
         companies_opted_out: companies.try_get("opted_out")?,
     })
 }
 
-async fn compensation(pool: &PgPool, scope: &Scope) -> Result<Compensation, StoreError> {
-    let row = scoped(
-        concat!(
-            "SELECT count(*) FILTER (WHERE pathway = 'bol') AS bol,
-                    count(allowance_cents) FILTER (WHERE pathway = 'bol') AS bol_allowance,
-                    count(*) FILTER (WHERE pathway = 'bbl') AS bbl,
-                    count(*) FILTER (WHERE pathway = 'bbl'
-                                       AND hourly_wage_cents >= minimum_wage_cents) AS bbl_ok
-               FROM indicator_placements WHERE agreed AND ",
-            in_scope!()
-        ),
-        scope,
-    )
-    .fetch_one(pool)
-    .await?;
-    let groups = scoped(
-        concat!(
-            "SELECT grouping(level) AS by_pathway, level, pathway, count(*) AS n,
-                    avg(allowance_cents)::float8 AS mean,
-                    percentile_cont(0.5) WITHIN GROUP (ORDER BY allowance_cents) AS median
-               FROM indicator_placements
-              WHERE agreed AND allowance_cents IS NOT NULL AND ",
-            in_scope!(),
-            " GROUP BY GROUPING SETS ((level), (pathway)) ORDER BY 1, 2, 3"
-        ),
-        scope,
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut figures = Compensation {
-        bol_agreements: row.try_get("bol")?,
-        bol_with_allowance: row.try_get("bol_allowance")?,
-        bbl_agreements: row.try_get("bbl")?,
-        bbl_wage_compliant: row.try_get("bbl_ok")?,
-        ..Compensation::default()
+/// Goal 4's allowances per level and per pathway: from how many agreements
+/// had each monthly amount, so the whole market (school-year totals) and a
+/// filtered scope (its rows) give their means and medians alike.
+async fn allowances(
+    pool: &PgPool,
+    scope: &Scope,
+) -> Result<(Vec<AllowanceGroup>, Vec<AllowanceGroup>), StoreError> {
+    let rows = if scope.whole_market() {
+        sqlx::query(
+            "SELECT level, pathway, allowance_cents, sum(n)::int8 AS n
+               FROM indicator_year_allowances
+              WHERE ($1::int4 IS NULL OR school_year = $1) AND n > 0
+              GROUP BY 1, 2, 3",
+        )
+        .bind(scope.school_year)
+        .fetch_all(pool)
+        .await?
+    } else {
+        scoped(
+            concat!(
+                "SELECT level, pathway, allowance_cents, count(*) AS n
+                   FROM indicator_placements
+                  WHERE allowance_cents IS NOT NULL AND ",
+                in_scope!(),
+                " GROUP BY 1, 2, 3"
+            ),
+            scope,
+        )
+        .fetch_all(pool)
+        .await?
     };
-    for row in &groups {
-        let by_pathway: i32 = row.try_get("by_pathway")?;
-        let group = if by_pathway == 1 {
-            row.try_get::<Option<String>, _>("pathway")?.unwrap_or_default()
-        } else {
-            row.try_get::<Option<i16>, _>("level")?.map(|l| l.to_string()).unwrap_or_default()
-        };
-        let entry = AllowanceGroup {
-            group,
-            agreements: row.try_get("n")?,
-            mean_cents: row.try_get::<Option<f64>, _>("mean")?.unwrap_or_default(),
-            median_cents: row.try_get::<Option<f64>, _>("median")?.unwrap_or_default(),
-        };
-        if by_pathway == 1 {
-            figures.by_pathway.push(entry);
-        } else {
-            figures.by_level.push(entry);
-        }
+    let mut by_level: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    let mut by_pathway: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    for row in &rows {
+        let amount = (row.try_get::<i64, _>("allowance_cents")?, row.try_get::<i64, _>("n")?);
+        by_level.entry(row.try_get::<i16, _>("level")?.to_string()).or_default().push(amount);
+        by_pathway.entry(row.try_get("pathway")?).or_default().push(amount);
     }
-    Ok(figures)
+    let groups = |groups: BTreeMap<String, Vec<(i64, i64)>>| {
+        groups.into_iter().filter_map(|(group, amounts)| allowance_group(group, amounts)).collect()
+    };
+    Ok((groups(by_level), groups(by_pathway)))
+}
+
+/// Mean and median of amounts given as (amount, how many). The median of an
+/// even count is the mean of the two middle amounts.
+fn allowance_group(group: String, mut amounts: Vec<(i64, i64)>) -> Option<AllowanceGroup> {
+    amounts.sort_unstable();
+    let agreements: i64 = amounts.iter().map(|(_, n)| n).sum();
+    if agreements <= 0 {
+        return None;
+    }
+    let total: i64 = amounts.iter().map(|(cents, n)| cents * n).sum();
+    // The amount at 0-based position `k` of the sorted list.
+    let at = |k: i64| {
+        let mut seen = 0;
+        amounts
+            .iter()
+            .find(|(_, n)| {
+                seen += n;
+                seen > k
+            })
+            .map_or(0, |(cents, _)| *cents)
+    };
+    let (low, high) = (at((agreements - 1) / 2), at(agreements / 2));
+    #[expect(clippy::cast_precision_loss, reason = "sums of cents far below 2^52")]
+    Some(AllowanceGroup {
+        group,
+        agreements,
+        mean_cents: total as f64 / agreements as f64,
+        median_cents: (low + high) as f64 / 2.0,
+    })
 }
 
 /// Supply and demand of one qualification in one region, today.
@@ -404,17 +450,13 @@ pub struct SupplyDemand {
     pub schools: Vec<String>,
 }
 
-/// Supply and demand per qualification and region on `today`, optionally of
-/// one qualification or region. Demand: students whose learning wish names
+/// Supply and demand per qualification and region on `today`. Demand: students whose learning wish names
 /// the region and who have no placement; supply: the free slots of the offers
 /// open today (the offer board's own rule, `offers::select_offers`).
 pub async fn supply_demand(
     pool: &PgPool,
-    qualification: Option<&str>,
-    region: Option<&str>,
     today: NaiveDate,
 ) -> Result<Vec<SupplyDemand>, StoreError> {
-    let placing: Vec<&str> = PlacementStatus::PLACING.iter().map(|s| s.as_str()).collect();
     let sql = concat!(
         "WITH open_offers AS (",
         crate::offers::select_offers!(),
@@ -426,9 +468,7 @@ pub async fn supply_demand(
             SELECT s.qualification, s.region, count(*) AS seeking,
                    array_agg(DISTINCT s.school ORDER BY s.school) AS schools
               FROM indicator_students s
-             WHERE s.region IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM indicator_placements p
-                                WHERE p.student_key = s.student_key AND p.status = ANY($2))
+             WHERE s.region IS NOT NULL AND s.holding = 0
              GROUP BY 1, 2)
          SELECT coalesce(d.qualification, s.qualification) AS qualification,
                 coalesce(d.region, s.region) AS region,
@@ -436,18 +476,9 @@ pub async fn supply_demand(
                 coalesce(d.schools, '{}') AS schools
            FROM demand d FULL JOIN supply s
              ON s.qualification = d.qualification AND s.region = d.region
-          WHERE ($3::text IS NULL OR coalesce(d.qualification, s.qualification) = $3)
-            AND ($4::text IS NULL OR coalesce(d.region, s.region) = $4)
           ORDER BY 1, 2"
     );
-    let rows = sqlx::query(sql)
-        .persistent(false)
-        .bind(today)
-        .bind(&placing)
-        .bind(qualification)
-        .bind(region)
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(sql).bind(today).fetch_all(pool).await?;
     rows.iter()
         .map(|row| {
             Ok(SupplyDemand {
@@ -459,4 +490,21 @@ pub async fn supply_demand(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c2_the_median_of_counted_amounts_is_the_middle_one() {
+        let odd = allowance_group("2".into(), vec![(300, 1), (100, 1), (200, 1)]);
+        assert_eq!(odd.map(|g| (g.agreements, g.median_cents)), Some((3, 200.0)));
+        let even = allowance_group("2".into(), vec![(100, 2), (400, 2)]);
+        assert_eq!(even.as_ref().map(|g| g.median_cents), Some(250.0));
+        assert_eq!(even.map(|g| g.mean_cents), Some(250.0));
+        let skewed = allowance_group("bol".into(), vec![(100, 5), (900, 1)]);
+        assert_eq!(skewed.map(|g| g.median_cents), Some(100.0));
+        assert!(allowance_group("3".into(), vec![(100, 0)]).is_none(), "nothing counted");
+    }
 }

@@ -22,18 +22,20 @@ use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use stagepact_domain::company::{Company, CompanyEvent};
 use stagepact_domain::investigation::{Investigation, InvestigationEvent};
-use stagepact_domain::monitoring::{SchoolYear, monthly};
-use stagepact_domain::placement::{Placement, PlacementEvent, PlacementRecord};
+use stagepact_domain::monitoring::SchoolYear;
+use stagepact_domain::placement::{Placement, PlacementEvent, PlacementRecord, PlacementStatus};
 use stagepact_domain::protected::{Protected, Sealed};
 use stagepact_domain::report::{Ground, Report, ReportEvent, working_days_between};
 use stagepact_domain::student::{Student, StudentEvent, StudentRecord, student_key};
 use uuid::Uuid;
 
-use crate::fold::{decode, uuid_id};
+use crate::fold::uuid_id;
 use crate::log::LoggedEvent;
 use crate::{StoreError, Vault};
 
+mod counted;
 mod figures;
+use counted::{PlacementCount, StudentCount, Totals};
 pub use figures::{
     AllowanceGroup, Compensation, Discrimination, Figures, Guidance, Placements, Scope,
     SupplyDemand, figures, supply_demand,
@@ -95,8 +97,10 @@ impl crate::Projection for IndicatorBoard {
 
     async fn reset(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
         sqlx::query(
-            "TRUNCATE indicator_companies, indicator_students, indicator_placements,
-                      indicator_reports, indicator_counts",
+            "TRUNCATE indicator_companies, indicator_students, indicator_student_records,
+                      indicator_year_students, indicator_placements, indicator_placement_records,
+                      indicator_year_placements, indicator_year_allowances, indicator_reports,
+                      indicator_counts",
         )
         .execute(tx)
         .await?;
@@ -170,11 +174,14 @@ struct ReportFacts {
 /// qualification, sector.
 type Cell = (String, i32, String, String, String, String);
 
-/// A student's row: the record, and the year they started seeking.
+/// A student's row: the record, the year they started seeking, and how many
+/// of their placements place them, and came from a matching round.
 #[derive(Debug, Clone)]
 struct StudentFacts {
     record: StudentRecord,
     wish_year: Option<i32>,
+    holding: i32,
+    matched: i32,
 }
 
 /// The rows a batch touches, loaded once, folded in memory, saved once.
@@ -189,6 +196,9 @@ struct Batch {
     touched_students: HashSet<String>,
     touched_placements: HashSet<Uuid>,
     touched_reports: HashSet<Uuid>,
+    /// What the loaded rows counted for, before the batch.
+    placements_before: HashMap<Uuid, PlacementCount>,
+    students_before: HashMap<String, StudentCount>,
 }
 
 impl Batch {
@@ -205,9 +215,11 @@ impl Batch {
             .filter_map(|e| if let Decoded::Report(id, _) = e { Some(*id) } else { None })
             .collect();
         let rows = sqlx::query(
-            "SELECT placement_id, student_key, region, sector, first_year, via_round,
-                    proposed_year, record
-               FROM indicator_placements WHERE placement_id = ANY($1)",
+            "SELECT p.placement_id, p.student_key, p.region, p.sector, p.first_year,
+                    p.via_round, p.proposed_year, r.record
+               FROM indicator_placements p
+               JOIN indicator_placement_records r USING (placement_id)
+              WHERE p.placement_id = ANY($1)",
         )
         .bind(&placement_ids)
         .fetch_all(&mut *tx)
@@ -297,21 +309,38 @@ impl Batch {
             batch.companies.insert(id, CompanyFacts { region, sector, participates });
         }
         let student_keys: Vec<String> = student_keys.into_iter().collect();
-        let rows: Vec<(String, Value, Option<i32>)> = sqlx::query_as(
-            "SELECT student_key, record, wish_year FROM indicator_students
-              WHERE student_key = ANY($1)",
+        let rows = sqlx::query(
+            "SELECT s.student_key, s.wish_year, s.holding, s.matched, r.record
+               FROM indicator_students s JOIN indicator_student_records r USING (student_key)
+              WHERE s.student_key = ANY($1)",
         )
         .bind(&student_keys)
         .fetch_all(&mut *tx)
         .await?;
-        let wish_years: HashMap<String, Option<i32>> =
-            rows.iter().map(|(key, _, year)| (key.clone(), *year)).collect();
-        let records: HashMap<String, StudentRecord> =
-            decode(rows.into_iter().map(|(key, record, _)| (key, record)).collect())?;
-        for (key, record) in records {
-            let wish_year = wish_years.get(&key).copied().flatten();
-            batch.students.insert(key, StudentFacts { record, wish_year });
+        for row in rows {
+            let record: Value = row.try_get("record")?;
+            batch.students.insert(
+                row.try_get("student_key")?,
+                StudentFacts {
+                    record: serde_json::from_value(record)?,
+                    wish_year: row.try_get("wish_year")?,
+                    holding: row.try_get("holding")?,
+                    matched: row.try_get("matched")?,
+                },
+            );
         }
+        batch.placements_before = batch
+            .placements
+            .iter()
+            .map(|(id, p)| (*id, PlacementCount::of(&p.record, p.proposed_year)))
+            .collect();
+        batch.students_before = batch
+            .students
+            .iter()
+            .map(|(key, s)| {
+                (key.clone(), StudentCount::of(&s.record, s.wish_year, s.holding, s.matched))
+            })
+            .collect();
         Ok(batch)
     }
 
@@ -391,8 +420,9 @@ impl Batch {
                     }
                     None => {
                         if let Some(record) = StudentRecord::start(event) {
-                            self.students
-                                .insert(key.clone(), StudentFacts { record, wish_year: None });
+                            let facts =
+                                StudentFacts { record, wish_year: None, holding: 0, matched: 0 };
+                            self.students.insert(key.clone(), facts);
                         }
                     }
                 }
@@ -462,6 +492,10 @@ impl Batch {
                 event,
                 PlacementEvent::MatchProposed(proposed) if proposed.matching_round_id.is_some()
             );
+            if via_round && let Some(student) = self.students.get_mut(&key) {
+                student.matched += 1;
+                self.touched_students.insert(key.clone());
+            }
             self.placements.insert(
                 id,
                 PlacementFacts {
@@ -477,8 +511,16 @@ impl Batch {
             self.touched_placements.insert(id);
             return;
         };
+        let was_placing = PlacementStatus::PLACING.contains(&facts.record.status);
         facts.record.apply(event);
         self.touched_placements.insert(id);
+        let placing = PlacementStatus::PLACING.contains(&facts.record.status);
+        if placing != was_placing
+            && let Some(student) = self.students.get_mut(&facts.student_key)
+        {
+            student.holding += if placing { 1 } else { -1 };
+            self.touched_students.insert(facts.student_key.clone());
+        }
         let facts = facts.clone();
         let record = &facts.record;
         let started_year = record.started_on.map(|day| SchoolYear::of(day).starts_in());
@@ -584,6 +626,7 @@ impl Batch {
         self.save_companies(tx).await?;
         self.save_students(tx).await?;
         self.save_placements(tx).await?;
+        self.save_totals(tx).await?;
         self.save_reports(tx).await?;
         self.save_counts(tx).await
     }
@@ -619,52 +662,70 @@ impl Batch {
         for key in &self.touched_students {
             let Some(student) = self.students.get(key) else { continue };
             let record = &student.record;
-            let enrolment = &record.enrolment;
+            let count =
+                StudentCount::of(record, student.wish_year, student.holding, student.matched);
             rows.keys.push(key.clone());
             rows.schools.push(record.school.to_string());
-            rows.qualifications.push(enrolment.qualification.to_string());
-            rows.levels.push(i16::from(enrolment.level.get()));
-            rows.pathways.push(enrolment.pathway.as_str());
-            rows.first_years.push(enrolment.first_year);
+            rows.qualifications.push(record.enrolment.qualification.to_string());
             let wish = record.learning_wish.as_ref();
             rows.regions.push(wish.map(|w| w.region.to_string()));
-            // A text[] per row, as one text: unnest cannot take a 2-D array
-            // of rows with different lengths.
+            // A text[] per row, as JSON: unnest cannot take a 2-D array of
+            // rows with different lengths.
             rows.sectors.push(serde_json::to_value(
                 wish.map(|w| w.sectors.iter().map(ToString::to_string).collect::<Vec<_>>())
                     .unwrap_or_default(),
             )?);
             rows.wish_years.push(student.wish_year);
+            rows.holding.push(student.holding);
+            rows.matched.push(student.matched);
+            for (column, value) in rows.columns.iter_mut().zip(count.columns) {
+                column.push(value);
+            }
             rows.records.push(serde_json::to_value(record)?);
         }
+        let [seeking, without, first_year_bol, matched_bol] = &rows.columns;
         sqlx::query(
-            "INSERT INTO indicator_students (student_key, school, qualification, level, pathway,
-                    first_year, region, sectors, wish_year, record)
-             SELECT k, s, q, l, p, f, r,
-                    ARRAY(SELECT jsonb_array_elements_text(sec)), w, rec
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::text[],
-                           $6::bool[], $7::text[], $8::jsonb[], $9::int4[], $10::jsonb[])
-                    AS t(k, s, q, l, p, f, r, sec, w, rec)
+            "INSERT INTO indicator_students (student_key, school, qualification, region, sectors,
+                    wish_year, holding, matched, seeking, without_placement, first_year_bol,
+                    first_year_bol_matched)
+             SELECT k, s, q, r, ARRAY(SELECT jsonb_array_elements_text(sec)), w, h, m, c1, c2,
+                    c3, c4
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[],
+                           $6::int4[], $7::int4[], $8::int4[], $9::int2[], $10::int2[],
+                           $11::int2[], $12::int2[])
+                    AS t(k, s, q, r, sec, w, h, m, c1, c2, c3, c4)
              ON CONFLICT (student_key) DO UPDATE
                 SET school = excluded.school, qualification = excluded.qualification,
-                    level = excluded.level, pathway = excluded.pathway,
-                    first_year = excluded.first_year, region = excluded.region,
-                    sectors = excluded.sectors, wish_year = excluded.wish_year,
-                    record = excluded.record",
+                    region = excluded.region, sectors = excluded.sectors,
+                    wish_year = excluded.wish_year, holding = excluded.holding,
+                    matched = excluded.matched, seeking = excluded.seeking,
+                    without_placement = excluded.without_placement,
+                    first_year_bol = excluded.first_year_bol,
+                    first_year_bol_matched = excluded.first_year_bol_matched",
         )
         .bind(&rows.keys)
         .bind(&rows.schools)
         .bind(&rows.qualifications)
-        .bind(&rows.levels)
-        .bind(&rows.pathways)
-        .bind(&rows.first_years)
         .bind(&rows.regions)
         .bind(&rows.sectors)
         .bind(&rows.wish_years)
-        .bind(&rows.records)
+        .bind(&rows.holding)
+        .bind(&rows.matched)
+        .bind(seeking)
+        .bind(without)
+        .bind(first_year_bol)
+        .bind(matched_bol)
         .execute(&mut *tx)
         .await?;
-        Ok(())
+        save_records(
+            tx,
+            "INSERT INTO indicator_student_records (student_key, record)
+             SELECT * FROM unnest($1::text[], $2::jsonb[])
+             ON CONFLICT (student_key) DO UPDATE SET record = excluded.record",
+            &rows.keys,
+            &rows.records,
+        )
+        .await
     }
 
     async fn save_placements(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
@@ -672,12 +733,10 @@ impl Batch {
         for id in &self.touched_placements {
             let Some(facts) = self.placements.get(id) else { continue };
             let record = &facts.record;
-            let agreement = record.agreement.as_ref().map(|a| &a.drafted);
-            let compensation = agreement.map(|a| &a.terms.compensation);
+            let count = PlacementCount::of(record, facts.proposed_year);
             rows.ids.push(*id);
             rows.student_keys.push(facts.student_key.clone());
             rows.schools.push(record.student.school.to_string());
-            rows.companies.push(record.company_id.to_string());
             rows.qualifications.push(record.qualification.to_string());
             rows.regions.push(facts.region.clone());
             rows.sectors.push(facts.sector.clone());
@@ -686,49 +745,38 @@ impl Batch {
             rows.first_years.push(facts.first_year);
             rows.via_round.push(facts.via_round);
             rows.proposed_years.push(facts.proposed_year);
-            rows.school_years.push(
-                agreement
-                    .map(|a| SchoolYear::of(a.terms.period.start).starts_in())
-                    .unwrap_or(facts.proposed_year),
-            );
-            rows.statuses.push(record.status.as_str());
-            // G2 holds, or the school waived it with a reason.
-            rows.compliant.push(record.g2_met() || record.waiver.is_some());
-            rows.school_scores.push(record.rating.as_ref().map(|r| i16::from(r.school_score)));
-            rows.company_scores.push(record.rating.as_ref().map(|r| i16::from(r.company_score)));
-            rows.agreed.push(agreement.is_some());
-            rows.allowances.push(
-                compensation.and_then(|c| c.internship_allowance.as_ref()).map(|a| monthly(a).0),
-            );
-            rows.wages.push(compensation.and_then(|c| c.hourly_wage).map(|w| w.0));
-            rows.minimum_wages.push(agreement.and_then(|a| a.minimum_hourly_wage).map(|w| w.0));
+            rows.school_years.push(count.year);
+            rows.allowances.push(count.allowance.map(|(_, _, cents)| cents));
+            for (column, value) in rows.columns.iter_mut().zip(count.columns) {
+                column.push(value);
+            }
             rows.records.push(serde_json::to_value(record)?);
         }
+        let c = &rows.columns;
         sqlx::query(
-            "INSERT INTO indicator_placements (placement_id, student_key, school, company_id,
-                    qualification, region, sector, level, pathway, first_year, via_round,
-                    proposed_year, school_year, status, g2_compliant, school_score,
-                    company_score, agreed, allowance_cents, hourly_wage_cents,
-                    minimum_wage_cents, record)
+            "INSERT INTO indicator_placements (placement_id, student_key, school, qualification,
+                    region, sector, level, pathway, first_year, via_round, proposed_year,
+                    school_year, allowance_cents, rated, satisfied_school, satisfied_company,
+                    completed, compliant, bol_agreement, bol_allowance, bbl_agreement,
+                    bbl_wage_ok)
              SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                    $6::text[], $7::text[], $8::int2[], $9::text[], $10::bool[], $11::bool[],
-                    $12::int4[], $13::int4[], $14::text[], $15::bool[], $16::int2[],
-                    $17::int2[], $18::bool[], $19::int8[], $20::int8[], $21::int8[],
-                    $22::jsonb[])
+                    $6::text[], $7::int2[], $8::text[], $9::bool[], $10::bool[], $11::int4[],
+                    $12::int4[], $13::int8[], $14::int2[], $15::int2[], $16::int2[],
+                    $17::int2[], $18::int2[], $19::int2[], $20::int2[], $21::int2[],
+                    $22::int2[])
              ON CONFLICT (placement_id) DO UPDATE
-                SET school_year = excluded.school_year, status = excluded.status,
-                    g2_compliant = excluded.g2_compliant,
-                    school_score = excluded.school_score,
-                    company_score = excluded.company_score, agreed = excluded.agreed,
-                    allowance_cents = excluded.allowance_cents,
-                    hourly_wage_cents = excluded.hourly_wage_cents,
-                    minimum_wage_cents = excluded.minimum_wage_cents,
-                    record = excluded.record",
+                SET school_year = excluded.school_year,
+                    allowance_cents = excluded.allowance_cents, rated = excluded.rated,
+                    satisfied_school = excluded.satisfied_school,
+                    satisfied_company = excluded.satisfied_company,
+                    completed = excluded.completed, compliant = excluded.compliant,
+                    bol_agreement = excluded.bol_agreement,
+                    bol_allowance = excluded.bol_allowance,
+                    bbl_agreement = excluded.bbl_agreement, bbl_wage_ok = excluded.bbl_wage_ok",
         )
         .bind(&rows.ids)
         .bind(&rows.student_keys)
         .bind(&rows.schools)
-        .bind(&rows.companies)
         .bind(&rows.qualifications)
         .bind(&rows.regions)
         .bind(&rows.sectors)
@@ -738,18 +786,54 @@ impl Batch {
         .bind(&rows.via_round)
         .bind(&rows.proposed_years)
         .bind(&rows.school_years)
-        .bind(&rows.statuses)
-        .bind(&rows.compliant)
-        .bind(&rows.school_scores)
-        .bind(&rows.company_scores)
-        .bind(&rows.agreed)
         .bind(&rows.allowances)
-        .bind(&rows.wages)
-        .bind(&rows.minimum_wages)
-        .bind(&rows.records)
+        .bind(&c[0])
+        .bind(&c[1])
+        .bind(&c[2])
+        .bind(&c[3])
+        .bind(&c[4])
+        .bind(&c[5])
+        .bind(&c[6])
+        .bind(&c[7])
+        .bind(&c[8])
         .execute(&mut *tx)
         .await?;
-        Ok(())
+        save_records(
+            tx,
+            "INSERT INTO indicator_placement_records (placement_id, record)
+             SELECT * FROM unnest($1::uuid[], $2::jsonb[])
+             ON CONFLICT (placement_id) DO UPDATE SET record = excluded.record",
+            &rows.ids,
+            &rows.records,
+        )
+        .await
+    }
+
+    /// The school-year totals move by what the batch changed: each touched
+    /// row's count as saved, less its count as loaded.
+    async fn save_totals(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
+        let mut totals = Totals::default();
+        for id in &self.touched_placements {
+            let Some(facts) = self.placements.get(id) else { continue };
+            if let Some(before) = self.placements_before.get(id) {
+                totals.placement(before, -1);
+            }
+            totals.placement(&PlacementCount::of(&facts.record, facts.proposed_year), 1);
+        }
+        for key in &self.touched_students {
+            let Some(student) = self.students.get(key) else { continue };
+            if let Some(before) = self.students_before.get(key) {
+                totals.student(before, -1);
+            }
+            let after = StudentCount::of(
+                &student.record,
+                student.wish_year,
+                student.holding,
+                student.matched,
+            );
+            totals.student(&after, 1);
+        }
+        totals.save(tx).await
     }
 
     async fn save_reports(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
@@ -828,6 +912,25 @@ impl Batch {
     }
 }
 
+/// Upserts the folded records of a batch (`sql` takes the keys as `$1` and
+/// the records as `$2`).
+async fn save_records<K>(
+    tx: &mut PgConnection,
+    sql: &str,
+    keys: &[K],
+    records: &[Value],
+) -> Result<(), StoreError>
+where
+    K: for<'q> sqlx::Encode<'q, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+        + sqlx::postgres::PgHasArrayType
+        + Send
+        + Sync,
+{
+    sqlx::query(sql).bind(keys).bind(records).execute(tx).await?;
+    Ok(())
+}
+
 #[derive(Default)]
 struct CountRows {
     metrics: Vec<String>,
@@ -844,12 +947,12 @@ struct StudentRows {
     keys: Vec<String>,
     schools: Vec<String>,
     qualifications: Vec<String>,
-    levels: Vec<i16>,
-    pathways: Vec<&'static str>,
-    first_years: Vec<bool>,
     regions: Vec<Option<String>>,
     sectors: Vec<Value>,
     wish_years: Vec<Option<i32>>,
+    holding: Vec<i32>,
+    matched: Vec<i32>,
+    columns: [Vec<i16>; 4],
     records: Vec<Value>,
 }
 
@@ -858,7 +961,6 @@ struct PlacementRows {
     ids: Vec<Uuid>,
     student_keys: Vec<String>,
     schools: Vec<String>,
-    companies: Vec<String>,
     qualifications: Vec<String>,
     regions: Vec<String>,
     sectors: Vec<String>,
@@ -868,14 +970,8 @@ struct PlacementRows {
     via_round: Vec<bool>,
     proposed_years: Vec<i32>,
     school_years: Vec<i32>,
-    statuses: Vec<&'static str>,
-    compliant: Vec<bool>,
-    school_scores: Vec<Option<i16>>,
-    company_scores: Vec<Option<i16>>,
-    agreed: Vec<bool>,
     allowances: Vec<Option<i64>>,
-    wages: Vec<Option<i64>>,
-    minimum_wages: Vec<Option<i64>>,
+    columns: [Vec<i16>; 9],
     records: Vec<Value>,
 }
 
