@@ -336,7 +336,10 @@ async fn seed(env: &Env, target: usize) -> anyhow::Result<usize> {
             ReportEvent::ReportFiled(ReportFiled {
                 school: student.school.clone(),
                 student_id: student.number.clone(),
-                company_id: CompanyId::parse(&format!("bench-i{:05}", offers[p * 7_919 % OFFERS].1))?,
+                company_id: CompanyId::parse(&format!(
+                    "bench-i{:05}",
+                    offers[p * 7_919 % OFFERS].1
+                ))?,
                 placement_id: None,
                 kind: if discrimination { ReportKind::Discrimination } else { ReportKind::Misuse },
                 description: cipher.seal(&"Wat er gebeurde, in de woorden van de student."),

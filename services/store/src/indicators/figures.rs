@@ -172,72 +172,144 @@ pub async fn figures(
     scope: &Scope,
     follow_up_working_days: u32,
 ) -> Result<Figures, StoreError> {
-    let ((guidance, mut compensation), discrimination, placements, allowances) = tokio::try_join!(
-        placement_totals(pool, scope),
+    let ((guidance, compensation), discrimination, placements) = tokio::try_join!(
+        placement_figures(pool, scope),
         discrimination(pool, scope, follow_up_working_days),
         placements(pool, scope),
-        allowances(pool, scope),
     )?;
-    (compensation.by_level, compensation.by_pathway) = allowances;
     Ok(Figures { guidance, discrimination, placements, compensation })
 }
 
-/// The sums of the 0/1 columns `columns` of `detail` for the scope, or of
-/// the school-year totals `totals` (keyed by `year_column`) when the scope is
-/// the whole market; one row, named by column.
-async fn sums(
+/// The sums of `columns` over the school-year totals `table` (keyed by
+/// `year_column`) of the scope's school year, or of all: one row, named by
+/// column.
+async fn year_totals(
     pool: &PgPool,
     scope: &Scope,
-    (detail, totals, year_column): (&str, &str, &str),
+    (table, year_column): (&str, &str),
     columns: &[&str],
 ) -> Result<sqlx::postgres::PgRow, StoreError> {
     let sums: Vec<String> =
         columns.iter().map(|c| format!("coalesce(sum({c}), 0)::int8 AS {c}")).collect();
-    let sums = sums.join(", ");
-    if scope.whole_market() {
-        let sql =
-            format!("SELECT {sums} FROM {totals} WHERE ($1::int4 IS NULL OR {year_column} = $1)");
-        return Ok(sqlx::query(&sql).bind(scope.school_year).fetch_one(pool).await?);
-    }
-    let sql = format!("SELECT {sums} FROM {detail} WHERE {}", in_scope!());
-    Ok(scoped(&sql, scope).fetch_one(pool).await?)
+    let sql = format!(
+        "SELECT {} FROM {table} WHERE ($1::int4 IS NULL OR {year_column} = $1)",
+        sums.join(", ")
+    );
+    Ok(sqlx::query(&sql).bind(scope.school_year).fetch_one(pool).await?)
 }
 
-/// Goal 1 and goal 4's totals.
-async fn placement_totals(
+/// A monthly internship allowance and how many agreements had it, of a level
+/// and a pathway.
+struct Amount {
+    level: i16,
+    pathway: String,
+    cents: i64,
+    agreements: i64,
+}
+
+/// Goals 1 and 4 from the placements: for the whole market from the
+/// school-year totals, for a filtered scope in one pass over its rows,
+/// grouped by level, pathway and allowance so the same pass gives the
+/// allowances' means and medians.
+async fn placement_figures(
     pool: &PgPool,
     scope: &Scope,
 ) -> Result<(Guidance, Compensation), StoreError> {
-    let tables = ("indicator_placements", "indicator_year_placements", "school_year");
-    let row = sums(pool, scope, tables, &PLACEMENT_COLUMNS).await?;
-    let counts =
-        counts(pool, scope, &[metric::SUPPORT_NEED_STARTED, metric::SUPPORT_NEED_HANDOVER]).await?;
+    let mut sums = [0i64; PLACEMENT_COLUMNS.len()];
+    let mut amounts = Vec::new();
+    if scope.whole_market() {
+        let totals = ("indicator_year_placements", "school_year");
+        let row = year_totals(pool, scope, totals, &PLACEMENT_COLUMNS).await?;
+        for (sum, column) in sums.iter_mut().zip(PLACEMENT_COLUMNS) {
+            *sum = row.try_get(column)?;
+        }
+        let rows = sqlx::query(
+            "SELECT level, pathway, allowance_cents, sum(n)::int8 AS n
+               FROM indicator_year_allowances
+              WHERE ($1::int4 IS NULL OR school_year = $1) AND n > 0
+              GROUP BY 1, 2, 3",
+        )
+        .bind(scope.school_year)
+        .fetch_all(pool)
+        .await?;
+        for row in &rows {
+            amounts.push(Amount {
+                level: row.try_get("level")?,
+                pathway: row.try_get("pathway")?,
+                cents: row.try_get("allowance_cents")?,
+                agreements: row.try_get("n")?,
+            });
+        }
+    } else {
+        let columns: Vec<String> =
+            PLACEMENT_COLUMNS.iter().map(|c| format!("sum({c})::int8 AS {c}")).collect();
+        let sql = format!(
+            "SELECT level, pathway, allowance_cents, count(*) AS n, {}
+               FROM indicator_placements WHERE {} GROUP BY 1, 2, 3",
+            columns.join(", "),
+            in_scope!()
+        );
+        for row in &scoped(&sql, scope).fetch_all(pool).await? {
+            for (sum, column) in sums.iter_mut().zip(PLACEMENT_COLUMNS) {
+                *sum += row.try_get::<i64, _>(column)?;
+            }
+            if let Some(cents) = row.try_get::<Option<i64>, _>("allowance_cents")? {
+                amounts.push(Amount {
+                    level: row.try_get("level")?,
+                    pathway: row.try_get("pathway")?,
+                    cents,
+                    agreements: row.try_get("n")?,
+                });
+            }
+        }
+    }
+    let [rated, school, company, completed, compliant, bol, bol_allowance, bbl, bbl_ok] = sums;
+    let [support_started, support_handover] =
+        counts(pool, scope, [metric::SUPPORT_NEED_STARTED, metric::SUPPORT_NEED_HANDOVER]).await?;
     let guidance = Guidance {
-        rated: row.try_get("rated")?,
-        satisfied_with_school: row.try_get("satisfied_school")?,
-        satisfied_with_company: row.try_get("satisfied_company")?,
-        completed: row.try_get("completed")?,
-        contact_moments_compliant: row.try_get("compliant")?,
-        support_need_started: counts[0],
-        support_need_handover: counts[1],
+        rated,
+        satisfied_with_school: school,
+        satisfied_with_company: company,
+        completed,
+        contact_moments_compliant: compliant,
+        support_need_started: support_started,
+        support_need_handover: support_handover,
     };
+    let (by_level, by_pathway) = allowance_groups(&amounts);
     let compensation = Compensation {
-        bol_agreements: row.try_get("bol_agreement")?,
-        bol_with_allowance: row.try_get("bol_allowance")?,
-        bbl_agreements: row.try_get("bbl_agreement")?,
-        bbl_wage_compliant: row.try_get("bbl_wage_ok")?,
-        ..Compensation::default()
+        bol_agreements: bol,
+        bol_with_allowance: bol_allowance,
+        by_level,
+        by_pathway,
+        bbl_agreements: bbl,
+        bbl_wage_compliant: bbl_ok,
     };
     Ok((guidance, compensation))
 }
 
+/// Allowances per level and per pathway.
+fn allowance_groups(amounts: &[Amount]) -> (Vec<AllowanceGroup>, Vec<AllowanceGroup>) {
+    let mut by_level: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    let mut by_pathway: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    for amount in amounts {
+        let counted = (amount.cents, amount.agreements);
+        by_level.entry(amount.level.to_string()).or_default().push(counted);
+        by_pathway.entry(amount.pathway.clone()).or_default().push(counted);
+    }
+    let groups = |groups: BTreeMap<String, Vec<(i64, i64)>>| {
+        groups.into_iter().filter_map(|(group, amounts)| allowance_group(group, amounts)).collect()
+    };
+    (groups(by_level), groups(by_pathway))
+}
+
 /// The sums of exact `metrics` in `indicator_counts` for `scope`, in order.
-async fn counts(pool: &PgPool, scope: &Scope, metrics: &[&str]) -> Result<Vec<i64>, StoreError> {
-    let rows = by_metric(pool, scope, Metrics::Exactly(metrics)).await?;
-    Ok(metrics
-        .iter()
-        .map(|m| rows.iter().find(|(name, _)| name == m).map_or(0, |(_, n)| *n))
-        .collect())
+async fn counts<const N: usize>(
+    pool: &PgPool,
+    scope: &Scope,
+    metrics: [&str; N],
+) -> Result<[i64; N], StoreError> {
+    let rows = by_metric(pool, scope, Metrics::Exactly(&metrics)).await?;
+    Ok(metrics.map(|m| rows.iter().find(|(name, _)| name == m).map_or(0, |(_, n)| *n)))
 }
 
 /// Which metrics of `indicator_counts` to sum.
@@ -313,11 +385,8 @@ async fn discrimination(
         })
         .collect();
     let [investigations, suspensions, revocations] =
-        counts(pool, scope, &[metric::INVESTIGATIONS, metric::SUSPENSIONS, metric::REVOCATIONS])
-            .await?[..]
-    else {
-        return Err(StoreError::Corrupt(serde::de::Error::custom("three counts asked")));
-    };
+        counts(pool, scope, [metric::INVESTIGATIONS, metric::SUSPENSIONS, metric::REVOCATIONS])
+            .await?;
     figures.investigations = investigations;
     figures.suspensions = suspensions;
     figures.revocations = revocations;
@@ -328,7 +397,8 @@ async fn placements(pool: &PgPool, scope: &Scope) -> Result<Placements, StoreErr
     // A student's school year is the one they started seeking in; the
     // sector filter matches any sector of the learning wish.
     let students = if scope.whole_market() {
-        sums(pool, scope, ("", "indicator_year_students", "wish_year"), &STUDENT_COLUMNS).await?
+        let totals = ("indicator_year_students", "wish_year");
+        year_totals(pool, scope, totals, &STUDENT_COLUMNS).await?
     } else {
         let sums: Vec<String> =
             STUDENT_COLUMNS.iter().map(|c| format!("coalesce(sum({c}), 0)::int8 AS {c}")).collect();
@@ -359,50 +429,6 @@ async fn placements(pool: &PgPool, scope: &Scope) -> Result<Placements, StoreErr
         companies: companies.try_get("companies")?,
         companies_opted_out: companies.try_get("opted_out")?,
     })
-}
-
-/// Goal 4's allowances per level and per pathway: from how many agreements
-/// had each monthly amount, so the whole market (school-year totals) and a
-/// filtered scope (its rows) give their means and medians alike.
-async fn allowances(
-    pool: &PgPool,
-    scope: &Scope,
-) -> Result<(Vec<AllowanceGroup>, Vec<AllowanceGroup>), StoreError> {
-    let rows = if scope.whole_market() {
-        sqlx::query(
-            "SELECT level, pathway, allowance_cents, sum(n)::int8 AS n
-               FROM indicator_year_allowances
-              WHERE ($1::int4 IS NULL OR school_year = $1) AND n > 0
-              GROUP BY 1, 2, 3",
-        )
-        .bind(scope.school_year)
-        .fetch_all(pool)
-        .await?
-    } else {
-        scoped(
-            concat!(
-                "SELECT level, pathway, allowance_cents, count(*) AS n
-                   FROM indicator_placements
-                  WHERE allowance_cents IS NOT NULL AND ",
-                in_scope!(),
-                " GROUP BY 1, 2, 3"
-            ),
-            scope,
-        )
-        .fetch_all(pool)
-        .await?
-    };
-    let mut by_level: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
-    let mut by_pathway: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
-    for row in &rows {
-        let amount = (row.try_get::<i64, _>("allowance_cents")?, row.try_get::<i64, _>("n")?);
-        by_level.entry(row.try_get::<i16, _>("level")?.to_string()).or_default().push(amount);
-        by_pathway.entry(row.try_get("pathway")?).or_default().push(amount);
-    }
-    let groups = |groups: BTreeMap<String, Vec<(i64, i64)>>| {
-        groups.into_iter().filter_map(|(group, amounts)| allowance_group(group, amounts)).collect()
-    };
-    Ok((groups(by_level), groups(by_pathway)))
 }
 
 /// Mean and median of amounts given as (amount, how many). The median of an
