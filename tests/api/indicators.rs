@@ -143,7 +143,8 @@ async fn a_school_reads_its_own_indicators_of_all_four_goals_unsuppressed() {
     assert_eq!(placements["students_seeking"], 6);
     assert_eq!(placements["without_placement"], share(json!(1), json!(6), Some(1.0 / 6.0)));
     assert_eq!(placements["first_year_bol_matched"], share(json!(0), json!(6), Some(0.0)), "M2");
-    assert_eq!(placements["companies_opted_out"], share(json!(0), json!(1), Some(0.0)), "M4");
+    let market = share(json!(SUPPRESSED), json!(SUPPRESSED), None);
+    assert_eq!(placements["companies_opted_out"], market, "M4: the market's, one company");
 
     let compensation = &view["compensation"];
     assert_eq!(compensation["with_internship_allowance"], share(json!(5), json!(5), Some(1.0)));
@@ -300,6 +301,31 @@ async fn indicators_come_as_csv_when_asked() {
     assert!(lines.contains(&"compensation,allowance_by_level_median_eur,2,5,,300.00"), "{text}");
     assert!(lines.contains(&"discrimination,grounds,origin,suppressed,,"), "{text}");
 
+    let preferred = app
+        .client
+        .get(app.url("/v1/indicators"))
+        .bearer_auth(app.monitor())
+        .header("accept", "text/csv;q=0.2, application/json")
+        .send()
+        .await
+        .expect("request");
+    let content_type = preferred.headers()["content-type"].to_str().unwrap_or_default().to_owned();
+    assert!(content_type.starts_with("application/json"), "JSON has the higher quality");
+    let supply = app
+        .client
+        .get(app.url("/v1/supply-demand"))
+        .bearer_auth(app.monitor())
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(supply.headers()["content-type"], "text/csv; charset=utf-8");
+    let supply = supply.text().await.expect("text");
+    assert_eq!(
+        supply.lines().collect::<Vec<_>>(),
+        ["qualification,region,seeking,open_slots,ratio,shortage", "25180,Utrecht,suppressed,5,,"]
+    );
+
     let json = app.get("/v1/indicators", &app.monitor()).await;
     assert!(
         json.headers()["content-type"].to_str().unwrap_or_default().starts_with("application/json")
@@ -345,36 +371,37 @@ async fn indicators_follow_the_live_log() {
 }
 
 #[tokio::test]
-async fn sbb_decisions_count_by_the_companys_region_for_every_school() {
+async fn sbb_decisions_count_by_the_companys_region_suppressed_for_every_reader() {
     let app = spawn_app().await;
     let sbb = app.sbb();
-    for (id, region) in [("200000001", "Utrecht"), ("200000002", "Twente")] {
+    let companies: Vec<(String, &str)> = (1..=6)
+        .map(|n| (format!("20000000{n}"), if n <= 5 { "Utrecht" } else { "Twente" }))
+        .collect();
+    for (id, region) in &companies {
         ok_json(app.post("/v1/companies", &sbb, company(id, region)).await, StatusCode::CREATED)
             .await;
         let path = format!("/v1/companies/{id}/recognitions");
         ok_json(app.post(&path, &sbb, grant("25180")).await, StatusCode::ACCEPTED).await;
         let path = format!("/v1/companies/{id}/suspend");
-        ok_json(
-            app.post(&path, &sbb, json!({"reason": "an investigation"})).await,
-            StatusCode::ACCEPTED,
-        )
-        .await;
+        let suspended = app.post(&path, &sbb, json!({"reason": "an investigation"})).await;
+        ok_json(suspended, StatusCode::ACCEPTED).await;
+        let path = format!("/v1/companies/{id}/matching-participation");
+        let opted_out = app.post(&path, &app.company(id), json!({"participates": false})).await;
+        ok_json(opted_out, StatusCode::ACCEPTED).await;
     }
-    let path = "/v1/companies/200000001/matching-participation";
-    ok_json(
-        app.post(path, &app.company("200000001"), json!({"participates": false})).await,
-        StatusCode::ACCEPTED,
-    )
-    .await;
 
-    let view = ok_json(app.indicators(&app.school(), "").await, StatusCode::OK).await;
-    assert_eq!(view["discrimination"]["suspensions"], 2, "a school sees the market's");
-    assert_eq!(view["placements"]["companies_opted_out"], share(json!(1), json!(2), Some(0.5)));
-    let utrecht =
-        ok_json(app.indicators(&app.school(), "region=Utrecht").await, StatusCode::OK).await;
-    assert_eq!(utrecht["discrimination"]["suspensions"], 1);
-    let monitor = ok_json(app.indicators(&app.monitor(), "").await, StatusCode::OK).await;
-    assert_eq!(monitor["discrimination"]["suspensions"], SUPPRESSED);
+    // They concern the market, not the school's own students: a school sees
+    // them as a monitor does.
+    for token in [app.school(), app.monitor()] {
+        let view = ok_json(app.indicators(&token, "").await, StatusCode::OK).await;
+        assert_eq!(view["discrimination"]["suspensions"], 6);
+        assert_eq!(view["placements"]["companies_opted_out"], share(json!(6), json!(6), Some(1.0)));
+        let utrecht = ok_json(app.indicators(&token, "region=Utrecht").await, StatusCode::OK).await;
+        assert_eq!(utrecht["discrimination"]["suspensions"], 5, "by the company's region");
+        let twente = ok_json(app.indicators(&token, "region=Twente").await, StatusCode::OK).await;
+        assert_eq!(twente["discrimination"]["suspensions"], SUPPRESSED);
+        assert_eq!(twente["discrimination"]["revocations"], 0);
+    }
 }
 
 #[tokio::test]
@@ -403,7 +430,7 @@ async fn s2_supply_and_demand_flag_a_shortage_once_for_sbb_and_the_schools_conce
     assert_eq!(
         view["rows"],
         json!([
-            {"qualification": "25180", "region": "Twente", "seeking": SUPPRESSED, "open_slots": 0, "shortage": true},
+            {"qualification": "25180", "region": "Twente", "seeking": SUPPRESSED, "open_slots": 0},
             {"qualification": "25180", "region": "Utrecht", "seeking": 6, "open_slots": 1, "ratio": 0.17, "shortage": true},
         ]),
         "the accepted match holds one of the two slots"
@@ -414,7 +441,7 @@ async fn s2_supply_and_demand_flag_a_shortage_once_for_sbb_and_the_schools_conce
     assert_eq!(utrecht["rows"].as_array().map(Vec::len), Some(1));
 
     let flagged = stagepact_api::delivery::flag_shortages(&app.state).await.expect("flag");
-    assert_eq!(flagged, 2);
+    assert_eq!(flagged, 1, "Utrecht; Twente's one student is too few to publish");
     let again = stagepact_api::delivery::flag_shortages(&app.state).await.expect("flag");
     assert_eq!(again, 0, "once per qualification, region and school year");
 
@@ -431,9 +458,13 @@ async fn s2_supply_and_demand_flag_a_shortage_once_for_sbb_and_the_schools_conce
                 StatusCode::OK,
             )
             .await;
-            let mut regions: Vec<String> = page["events"]
-                .as_array()
-                .expect("events")
+            let events = page["events"].as_array().expect("events");
+            for event in events {
+                // A school is not told which other schools seek there.
+                let schools = event["data"].get("schools");
+                assert_eq!(schools.is_some(), token == app.sbb(), "{event}");
+            }
+            let mut regions: Vec<String> = events
                 .iter()
                 .map(|e| e["data"]["region"].as_str().unwrap_or_default().to_owned())
                 .collect();
@@ -441,8 +472,8 @@ async fn s2_supply_and_demand_flag_a_shortage_once_for_sbb_and_the_schools_conce
             regions
         }
     };
-    assert_eq!(shortages(app.sbb()).await, ["Twente", "Utrecht"]);
-    assert_eq!(shortages(app.school()).await, ["Twente", "Utrecht"]);
+    assert_eq!(shortages(app.sbb()).await, ["Utrecht"]);
+    assert_eq!(shortages(app.school()).await, ["Utrecht"]);
     assert_eq!(shortages(app.school_of(OTHER_SCHOOL)).await, ["Utrecht"], "seeks in Utrecht only");
     assert!(shortages(app.school_of("40ZZ")).await.is_empty(), "not concerned");
     assert!(shortages(app.token(Role::Company, Some(COMPANY), None)).await.is_empty());
@@ -464,4 +495,45 @@ async fn s2_a_student_whose_match_is_withdrawn_seeks_again() {
     assert_eq!(again["placements"]["without_placement"], share(json!(1), json!(1), Some(1.0)));
     let whole = ok_json(app.indicators(&app.monitor(), "").await, StatusCode::OK).await;
     assert_eq!(whole["placements"]["students_seeking"], SUPPRESSED, "one student");
+}
+
+#[tokio::test]
+async fn s2_a_student_who_completed_a_placement_seeks_again_with_a_new_wish() {
+    let app = spawn_app().await;
+    let offer = app.company_with_offer(COMPANY, 3).await;
+    app.seeking(SCHOOL, "s-1", "Utrecht").await;
+    app.completed("s-1", &offer, (4, 4), false).await;
+    let done = ok_json(app.indicators(&app.school(), "").await, StatusCode::OK).await;
+    assert_eq!(done["placements"]["without_placement"], share(json!(0), json!(1), Some(0.0)));
+
+    let path = "/v1/students/s-1/learning-wish";
+    ok_json(app.post(path, &app.school(), wish("Utrecht")).await, StatusCode::ACCEPTED).await;
+    let again = ok_json(app.indicators(&app.school(), "").await, StatusCode::OK).await;
+    assert_eq!(again["placements"]["without_placement"], share(json!(1), json!(1), Some(1.0)));
+}
+
+#[tokio::test]
+async fn g3_a_warm_handover_recorded_twice_counts_once() {
+    let app = spawn_app().await;
+    let offer = app.company_with_offer(COMPANY, 3).await;
+    app.seeking(SCHOOL, "s-1", "Utrecht").await;
+    let need = json!({"support_need": NEED});
+    ok_json(
+        app.post("/v1/students/s-1/support-need", &app.school(), need).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    let (school, student) = (app.school(), app.student_of(SCHOOL, "s-1"));
+    let placement = app.propose("s-1", &offer).await;
+    app.step(&placement, "accept", &student, json!({})).await;
+    app.step(&placement, "agreement", &school, agreement_body(None)).await;
+    for token in [&student, &school, &app.company(COMPANY)] {
+        app.step(&placement, "agreement/signatures", token, json!({})).await;
+    }
+    app.step(&placement, "start", &school, json!({})).await;
+    for _ in 0..2 {
+        app.step(&placement, "warm-handover", &school, json!({"held_on": today()})).await;
+    }
+    let view = ok_json(app.indicators(&school, "").await, StatusCode::OK).await;
+    assert_eq!(view["guidance"]["warm_handover"], share(json!(1), json!(1), Some(1.0)));
 }

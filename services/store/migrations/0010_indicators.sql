@@ -1,13 +1,15 @@
 -- Read model "indicators": the pact's monitoring of its four goals ([001],
--- "Monitoring en bijsturing"). One projection keeps all five tables, so a
--- rebuild gives one consistent set of numbers. The queries aggregate these
--- rows per call with the caller's filters (school year, school, region,
--- qualification, sector); see src/indicators.rs.
+-- "Monitoring en bijsturing"). One projection keeps all its tables, so a
+-- rebuild gives one consistent set of numbers; see src/indicators/.
 --
--- Nothing special-category is stored readable here. A student's support need
--- stays sealed (`support_need`), and report grounds are never stored per
--- report: the projector opens them only to add one to a count in
--- `indicator_counts`, a cell of many people, suppressed when small.
+-- No column holds special-category data of a person: a support need stays
+-- sealed in the student's record, and report grounds are not stored per
+-- report. The projector opens them only to add one to a count of a cell in
+-- `indicator_counts`. A cell can be as small as one person, so inside this
+-- database it may still be linked to a report or placement of that cell:
+-- these tables are for the API, which suppresses small counts, not for
+-- direct access. An erasure takes a person's need and grounds out of the
+-- counts at the next rebuild.
 
 -- Company dimensions: where a company is, and whether it takes part in
 -- matching (M4).
@@ -28,10 +30,12 @@ CREATE TABLE indicator_companies (
 
 -- Students. `wish_year`: the school year (its first calendar year) the
 -- student first recorded a learning wish in, i.e. started seeking a
--- placement. `holding`: how many of the student's placements are accepted,
--- agreed, started or completed; `matched`: how many came from a matching
--- round. The projector keeps both as the placements change, so no query has
--- to look up a student's placements.
+-- placement (the latest wish). `holding`: how many of the student's
+-- placements are accepted, agreed or started; `completed_since_wish`: how
+-- many were completed since the latest learning wish (a student who
+-- completed a placement and records a new wish seeks again); `matched`: how
+-- many came from a matching round. The projector keeps these as the
+-- placements change, so no query has to look up a student's placements.
 CREATE TABLE indicator_students (
     student_key            text     PRIMARY KEY,
     school                 text     NOT NULL,
@@ -40,6 +44,7 @@ CREATE TABLE indicator_students (
     sectors                text[]   NOT NULL,
     wish_year              integer,
     holding                integer  NOT NULL,
+    completed_since_wish   integer  NOT NULL,
     matched                integer  NOT NULL,
     seeking                smallint NOT NULL,
     without_placement      smallint NOT NULL,

@@ -170,6 +170,14 @@ pub(crate) fn cloud_event(principal: &Principal, event: LoggedEvent) -> CloudEve
             object.remove(field);
         }
     }
+    // A school learns of a shortage its students seek in, not which other
+    // schools' students seek there too.
+    if principal.role == Role::School
+        && event.aggregate_type == "shortage"
+        && let Some(object) = data.as_object_mut()
+    {
+        object.remove("schools");
+    }
     if principal.role == Role::Company {
         // A company knows its intern in person, never by the school's number
         // (DESIGN §6): placement events reach it without the student's id.

@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use stagepact_domain::monitoring::{SchoolYear, is_shortage};
+use stagepact_domain::monitoring::{SMALLEST_CELL, SchoolYear, is_shortage};
 use stagepact_domain::shortage::{Shortage, ShortageFlagged, shortage_id};
 use stagepact_domain::values::{Crebo, Region, SchoolId, Sector};
 use stagepact_store::indicators::{self, AllowanceGroup, Figures, Scope, SupplyDemand};
@@ -88,25 +88,45 @@ impl Shower {
         }
     }
 
-    fn allowances(self, groups: &[AllowanceGroup]) -> Vec<Allowances> {
-        groups
-            .iter()
-            .map(|group| {
-                let agreements = self.count(group.agreements);
-                let euros = |cents: f64| {
-                    (agreements.shown() && group.agreements > 0)
-                        .then(|| (cents / 100.0 * 100.0).round() / 100.0)
-                };
-                Allowances {
-                    group: group.group.clone(),
-                    agreements,
-                    mean_eur_per_month: euros(group.mean_cents),
-                    median_eur_per_month: euros(group.median_cents),
-                }
-            })
-            .collect()
+    /// Allowances per level and per pathway. Both lists cover the same
+    /// agreements, so a small group of one could be worked out from the
+    /// other: when any group is small, both lists are suppressed whole.
+    fn allowances(
+        self,
+        by_level: &[AllowanceGroup],
+        by_pathway: &[AllowanceGroup],
+    ) -> (Vec<Allowances>, Vec<Allowances>) {
+        let any_small =
+            by_level.iter().chain(by_pathway).any(|g| !self.count(g.agreements).shown());
+        let show = |groups: &[AllowanceGroup]| -> Vec<Allowances> {
+            groups
+                .iter()
+                .map(|group| {
+                    let agreements = if any_small {
+                        Count::Suppressed(Suppressed::Suppressed)
+                    } else {
+                        self.count(group.agreements)
+                    };
+                    let euros = |cents: f64| {
+                        (agreements.shown() && group.agreements > 0)
+                            .then(|| (cents / 100.0 * 100.0).round() / 100.0)
+                    };
+                    Allowances {
+                        group: group.group.clone(),
+                        agreements,
+                        mean_eur_per_month: euros(group.mean_cents),
+                        median_eur_per_month: euros(group.median_cents),
+                    }
+                })
+                .collect()
+        };
+        (show(by_level), show(by_pathway))
     }
 }
+
+/// SBB's decisions and companies' participation concern the market, not the
+/// reader's own students: shown to every reader with small counts suppressed.
+const MARKET: Shower = Shower { suppress: true };
 
 /// Goal 1: better guidance (G2, G3, G4).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -250,8 +270,10 @@ pub struct SupplyDemandRow {
     /// Open slots per seeking student; absent when `seeking` is suppressed or 0.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio: Option<f64>,
-    /// Fewer slots than seeking students, with the configured headroom (S2).
-    pub shortage: bool,
+    /// Fewer slots than seeking students, with the configured headroom (S2);
+    /// absent when `seeking` is suppressed (the flag would narrow it down).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortage: Option<bool>,
 }
 
 /// Supply and demand, today.
@@ -400,15 +422,34 @@ fn scope_of(principal: &Principal, query: &IndicatorQuery) -> Result<Scope, ApiE
     })
 }
 
-/// Whether `accept` asks for CSV before JSON.
+/// Whether `Accept` prefers CSV to JSON: the media range with the higher
+/// quality wins (`q`, default 1); on a tie, or with neither named, JSON.
 fn wants_csv(headers: &HeaderMap) -> bool {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let rank = |wanted: &str| accept.split(',').position(|part| part.trim().starts_with(wanted));
-    match (rank("text/csv"), rank("application/json")) {
-        (Some(csv), Some(json)) => csv < json,
-        (Some(_), None) => true,
-        _ => false,
-    }
+    let quality = |wanted: &str| -> f32 {
+        accept
+            .split(',')
+            .filter_map(|range| {
+                let mut parts = range.split(';').map(str::trim);
+                let media = parts.next()?;
+                let q = parts
+                    .find_map(|p| p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
+                    .unwrap_or(1.0);
+                media.eq_ignore_ascii_case(wanted).then_some(q)
+            })
+            .fold(0.0, f32::max)
+    };
+    // A wildcard covers JSON too, but yields to a CSV named at the same quality.
+    quality("text/csv") > quality("application/json").max(quality("*/*") * 0.999)
+}
+
+/// A CSV response.
+fn csv_response(body: String) -> Response {
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    response
 }
 
 /// The pact's indicators per goal (monitors and SBB: every school, small
@@ -438,11 +479,7 @@ pub async fn get_indicators(
     let shower = Shower { suppress: principal.role != Role::School };
     let view = indicators_view(&state, shower, &scope, &figures, &supply, as_of_position);
     if wants_csv(&headers) {
-        let mut response = csv(&view).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
-        return Ok(response);
+        return Ok(csv_response(csv(&view)));
     }
     Ok(Json(view).into_response())
 }
@@ -465,6 +502,7 @@ fn indicators_view(
 ) -> IndicatorsView {
     let (g, d, p, c) =
         (&figures.guidance, &figures.discrimination, &figures.placements, &figures.compensation);
+    let (allowance_by_level, allowance_by_pathway) = show.allowances(&c.by_level, &c.by_pathway);
     IndicatorsView {
         scope: ScopeView {
             school_year: scope.school_year.map(|y| SchoolYear::starting_in(y).to_string()),
@@ -490,21 +528,21 @@ fn indicators_view(
             follow_up_working_days: state.config.follow_up_working_days,
             signals_forwarded: show.count(d.signals_forwarded),
             escalated: show.count(d.escalated),
-            investigations: show.count(d.investigations),
-            suspensions: show.count(d.suspensions),
-            revocations: show.count(d.revocations),
+            investigations: MARKET.count(d.investigations),
+            suspensions: MARKET.count(d.suspensions),
+            revocations: MARKET.count(d.revocations),
         },
         placements: PlacementFigures {
             students_seeking: show.count(p.seeking),
             without_placement: show.share(p.without_placement, p.seeking),
             first_year_bol_matched: show.share(p.first_year_bol_matched, p.first_year_bol),
-            companies_opted_out: show.share(p.companies_opted_out, p.companies),
+            companies_opted_out: MARKET.share(p.companies_opted_out, p.companies),
             supply_demand: supply_rows(state, supply),
         },
         compensation: CompensationFigures {
             with_internship_allowance: show.share(c.bol_with_allowance, c.bol_agreements),
-            allowance_by_level: show.allowances(&c.by_level),
-            allowance_by_pathway: show.allowances(&c.by_pathway),
+            allowance_by_level,
+            allowance_by_pathway,
             bbl_wage_compliant: show.share(c.bbl_wage_compliant, c.bbl_agreements),
         },
     }
@@ -528,7 +566,7 @@ fn supply_rows(state: &AppState, supply: &[&SupplyDemand]) -> Vec<SupplyDemandRo
                 seeking,
                 open_slots: usize::try_from(row.open_slots).unwrap_or_default(),
                 ratio,
-                shortage: is_shortage(row.seeking, row.open_slots, margin),
+                shortage: seeking.shown().then(|| is_shortage(row.seeking, row.open_slots, margin)),
             }
         })
         .collect()
@@ -538,15 +576,17 @@ fn supply_rows(state: &AppState, supply: &[&SupplyDemand]) -> Vec<SupplyDemandRo
 /// flag (monitors, SBB, schools; seeking counts suppressed when small).
 #[utoipa::path(get, path = "/v1/supply-demand", operation_id = "getSupplyDemand", tag = "monitoring",
     params(SupplyDemandQuery),
-    responses((status = 200, description = "Supply and demand", body = SupplyDemandView),
+    responses((status = 200, description = "Supply and demand (a CSV of qualification, region, seeking, open_slots, ratio, shortage with Accept: text/csv)",
+               content((SupplyDemandView = "application/json"), (String = "text/csv"))),
               (status = 422, description = "Invalid filters", body = crate::Problem, content_type = "application/problem+json"),
               ReadProblems),
     security(("bearer" = [])))]
 pub async fn get_supply_demand(
     State(state): State<AppState>,
     principal: Principal,
+    headers: HeaderMap,
     AppQuery(query): AppQuery<SupplyDemandQuery>,
-) -> Result<Json<SupplyDemandView>, ApiError> {
+) -> Result<Response, ApiError> {
     principal.require(&READERS)?;
     let mut fields = Fields::default();
     let region = parse_optional(&mut fields, "region", query.region.as_deref(), Region::parse);
@@ -559,12 +599,29 @@ pub async fn get_supply_demand(
     let day = today();
     let supply = state.supply.get(&state, day).await?;
     let supply = filtered(&supply, qualification.as_deref(), region.as_deref());
-    Ok(Json(SupplyDemandView {
+    let view = SupplyDemandView {
         school_year: SchoolYear::of(day).to_string(),
         margin_percent: state.config.shortage_margin_percent,
         suppressed_below: SUPPRESS_BELOW,
         rows: supply_rows(&state, &supply),
-    }))
+    };
+    if wants_csv(&headers) {
+        let mut out = String::from("qualification,region,seeking,open_slots,ratio,shortage\r\n");
+        for row in &view.rows {
+            let _ = write!(
+                out,
+                "{},{},{},{},{},{}\r\n",
+                field(&row.qualification),
+                field(&row.region),
+                count_text(&row.seeking),
+                row.open_slots,
+                row.ratio.map(|r| format!("{r:.2}")).unwrap_or_default(),
+                row.shortage.map(|s| s.to_string()).unwrap_or_default(),
+            );
+        }
+        return Ok(csv_response(out));
+    }
+    Ok(Json(view).into_response())
 }
 
 // ---------------------------------------------------------------------------
@@ -685,6 +742,11 @@ fn csv(view: &IndicatorsView) -> String {
 // Shortages (S2)
 // ---------------------------------------------------------------------------
 
+/// Whether a count of people is large enough to be shown to anyone.
+fn shown_to_all(count: i64) -> bool {
+    usize::try_from(count).is_ok_and(|n| n >= SMALLEST_CELL)
+}
+
 /// Counts supply and demand and flags every shortage not flagged yet this
 /// school year (`Shortage` records each once). Returns how many were new.
 pub async fn flag_shortages(state: &AppState) -> Result<usize, ApiError> {
@@ -694,7 +756,9 @@ pub async fn flag_shortages(state: &AppState) -> Result<usize, ApiError> {
     let system = HashMap::from([("actor_role".to_owned(), "system".to_owned())]);
     let mut flagged = 0;
     for row in state.supply.get(state, day).await?.iter() {
-        if !is_shortage(row.seeking, row.open_slots, margin) {
+        // A market of fewer than five seeking students is not published
+        // (DESIGN §6), and the warning carries its counts.
+        if !shown_to_all(row.seeking) || !is_shortage(row.seeking, row.open_slots, margin) {
             continue;
         }
         // Rows come from values that were parsed when recorded.

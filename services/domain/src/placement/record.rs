@@ -58,11 +58,11 @@ impl PlacementStatus {
         matches!(self, Self::Proposed | Self::SelfFoundProposed | Self::Accepted | Self::Agreed)
     }
 
-    /// The statuses in which the student has a placement (S2: is no longer
-    /// seeking one): accepted or approved, agreed, started or completed. A
-    /// proposal the student has not answered does not place them yet.
-    pub const PLACING: [PlacementStatus; 4] =
-        [Self::Accepted, Self::Agreed, Self::Active, Self::Completed];
+    /// The statuses in which the student has a placement now (S2: is not
+    /// seeking one): accepted or approved, agreed, or started. A proposal the
+    /// student has not answered does not place them yet; a completed one no
+    /// longer holds them (see the indicators for when it still counts).
+    pub const HOLDING: [PlacementStatus; 3] = [Self::Accepted, Self::Agreed, Self::Active];
 
     /// Over, one way or another.
     pub fn is_closed(self) -> bool {

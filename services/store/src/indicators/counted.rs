@@ -93,22 +93,30 @@ pub(crate) struct StudentCount {
     pub columns: [i16; 4],
 }
 
+/// What a student's placements amount to, kept on the student's row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// Placements accepted, agreed or started.
+    pub holding: i32,
+    /// Placements completed since the latest learning wish.
+    pub completed_since_wish: i32,
+    /// Placements proposed by a matching round.
+    pub matched: i32,
+}
+
 impl StudentCount {
-    /// `holding`: placements that place the student; `matched`: placements
-    /// from a matching round.
-    pub(crate) fn of(
-        record: &StudentRecord,
-        year: Option<i32>,
-        holding: i32,
-        matched: i32,
-    ) -> Self {
+    /// A student with a learning wish seeks a placement; they are without
+    /// one while none holds them and none was completed since that wish (a
+    /// student who completed one and records a new wish seeks again).
+    pub(crate) fn of(record: &StudentRecord, wish_year: Option<i32>, held: Held) -> Self {
         let seeking = record.learning_wish.is_some();
+        let placed = held.holding > 0 || held.completed_since_wish > 0;
         let first_year_bol =
             seeking && record.enrolment.first_year && record.enrolment.pathway == Pathway::Bol;
         let columns =
-            [seeking, seeking && holding == 0, first_year_bol, first_year_bol && matched > 0]
+            [seeking, seeking && !placed, first_year_bol, first_year_bol && held.matched > 0]
                 .map(i16::from);
-        Self { year: year.filter(|_| seeking), columns }
+        Self { year: wish_year.filter(|_| seeking), columns }
     }
 }
 

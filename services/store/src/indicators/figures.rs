@@ -494,7 +494,7 @@ pub async fn supply_demand(
             SELECT s.qualification, s.region, count(*) AS seeking,
                    array_agg(DISTINCT s.school ORDER BY s.school) AS schools
               FROM indicator_students s
-             WHERE s.region IS NOT NULL AND s.holding = 0
+             WHERE s.without_placement = 1
              GROUP BY 1, 2)
          SELECT coalesce(d.qualification, s.qualification) AS qualification,
                 coalesce(d.region, s.region) AS region,

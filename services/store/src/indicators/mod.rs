@@ -8,10 +8,12 @@
 //!
 //! Special-category data stays sealed. Support needs (G3) and report grounds
 //! (D2) are opened by the projector with the vault only to add one to a count
-//! of a cell (`indicator_counts`); no row says which student has a need or
-//! which report named which ground. A rebuild after a student's data was
-//! erased counts that student's need and grounds no more: the figures then
-//! differ from before by exactly what the erasure took away.
+//! of a cell (`indicator_counts`); no column says which student has a need or
+//! which report named which ground (though a cell of one person can be linked
+//! to that person's row inside the database: see the migration). A rebuild
+//! after a student's data was erased counts that student's need and grounds
+//! no more: the figures then differ from before by exactly what the erasure
+//! took away; until then the counts keep them.
 
 use std::collections::{HashMap, HashSet};
 
@@ -35,7 +37,7 @@ use crate::{StoreError, Vault};
 
 mod counted;
 mod figures;
-use counted::{PlacementCount, StudentCount, Totals};
+use counted::{Held, PlacementCount, StudentCount, Totals};
 pub use figures::{
     AllowanceGroup, Compensation, Discrimination, Figures, Guidance, Placements, Scope,
     SupplyDemand, figures, supply_demand,
@@ -174,14 +176,19 @@ struct ReportFacts {
 /// qualification, sector.
 type Cell = (String, i32, String, String, String, String);
 
-/// A student's row: the record, the year they started seeking, and how many
-/// of their placements place them, and came from a matching round.
+/// A student's row: the record, the school year of the latest learning wish,
+/// and what their placements amount to.
 #[derive(Debug, Clone)]
 struct StudentFacts {
     record: StudentRecord,
     wish_year: Option<i32>,
-    holding: i32,
-    matched: i32,
+    held: Held,
+}
+
+impl StudentFacts {
+    fn count(&self) -> StudentCount {
+        StudentCount::of(&self.record, self.wish_year, self.held)
+    }
 }
 
 /// The rows a batch touches, loaded once, folded in memory, saved once.
@@ -310,7 +317,8 @@ impl Batch {
         }
         let student_keys: Vec<String> = student_keys.into_iter().collect();
         let rows = sqlx::query(
-            "SELECT s.student_key, s.wish_year, s.holding, s.matched, r.record
+            "SELECT s.student_key, s.wish_year, s.holding, s.completed_since_wish, s.matched,
+                    r.record
                FROM indicator_students s JOIN indicator_student_records r USING (student_key)
               WHERE s.student_key = ANY($1)",
         )
@@ -324,8 +332,11 @@ impl Batch {
                 StudentFacts {
                     record: serde_json::from_value(record)?,
                     wish_year: row.try_get("wish_year")?,
-                    holding: row.try_get("holding")?,
-                    matched: row.try_get("matched")?,
+                    held: Held {
+                        holding: row.try_get("holding")?,
+                        completed_since_wish: row.try_get("completed_since_wish")?,
+                        matched: row.try_get("matched")?,
+                    },
                 },
             );
         }
@@ -334,13 +345,8 @@ impl Batch {
             .iter()
             .map(|(id, p)| (*id, PlacementCount::of(&p.record, p.proposed_year)))
             .collect();
-        batch.students_before = batch
-            .students
-            .iter()
-            .map(|(key, s)| {
-                (key.clone(), StudentCount::of(&s.record, s.wish_year, s.holding, s.matched))
-            })
-            .collect();
+        batch.students_before =
+            batch.students.iter().map(|(key, s)| (key.clone(), s.count())).collect();
         Ok(batch)
     }
 
@@ -349,6 +355,7 @@ impl Batch {
     /// gets its warm handover.
     fn sealed_keys(&self, events: &[Decoded]) -> Vec<Uuid> {
         let mut keys = HashSet::new();
+        let mut starts = false;
         for event in events {
             match event {
                 Decoded::Report(_, ReportEvent::ReportFiled(filed)) => {
@@ -357,21 +364,19 @@ impl Batch {
                 Decoded::Student(_, StudentEvent::SupportNeedRecorded(need)) => {
                     keys.insert(need.support_need.sealed);
                 }
+                // The placement may have been proposed in this very batch
+                // (its row not loaded yet): open the need of every student
+                // loaded, a handful of keys per batch (below).
                 Decoded::Placement(
-                    id,
+                    _,
                     PlacementEvent::PlacementStarted(_) | PlacementEvent::WarmHandoverHeld(_),
-                ) => {
-                    let need = self
-                        .placements
-                        .get(id)
-                        .and_then(|p| self.students.get(&p.student_key))
-                        .and_then(|s| s.record.support_need.as_ref());
-                    if let Some(need) = need {
-                        keys.insert(need.sealed);
-                    }
-                }
+                ) => starts = true,
                 _ => {}
             }
+        }
+        if starts {
+            let needs = self.students.values().filter_map(|s| s.record.support_need.as_ref());
+            keys.extend(needs.map(|need| need.sealed));
         }
         keys.into_iter().collect()
     }
@@ -414,14 +419,17 @@ impl Batch {
                 match self.students.get_mut(key) {
                     Some(student) => {
                         student.record.apply(event);
+                        // A new wish starts a new search: the placements
+                        // completed before it no longer answer it.
                         if matches!(event, StudentEvent::LearningWishRecorded(_)) {
-                            student.wish_year.get_or_insert(year(recorded_on));
+                            student.wish_year = Some(year(recorded_on));
+                            student.held.completed_since_wish = 0;
                         }
                     }
                     None => {
                         if let Some(record) = StudentRecord::start(event) {
                             let facts =
-                                StudentFacts { record, wish_year: None, holding: 0, matched: 0 };
+                                StudentFacts { record, wish_year: None, held: Held::default() };
                             self.students.insert(key.clone(), facts);
                         }
                     }
@@ -493,7 +501,7 @@ impl Batch {
                 PlacementEvent::MatchProposed(proposed) if proposed.matching_round_id.is_some()
             );
             if via_round && let Some(student) = self.students.get_mut(&key) {
-                student.matched += 1;
+                student.held.matched += 1;
                 self.touched_students.insert(key.clone());
             }
             self.placements.insert(
@@ -511,14 +519,19 @@ impl Batch {
             self.touched_placements.insert(id);
             return;
         };
-        let was_placing = PlacementStatus::PLACING.contains(&facts.record.status);
+        let before = facts.record.status;
+        let had_handover = facts.record.warm_handover.is_some();
         facts.record.apply(event);
         self.touched_placements.insert(id);
-        let placing = PlacementStatus::PLACING.contains(&facts.record.status);
-        if placing != was_placing
+        let after = facts.record.status;
+        let holds = |status| PlacementStatus::HOLDING.contains(&status);
+        let completed = |status| status == PlacementStatus::Completed;
+        if before != after
             && let Some(student) = self.students.get_mut(&facts.student_key)
         {
-            student.holding += if placing { 1 } else { -1 };
+            student.held.holding += i32::from(holds(after)) - i32::from(holds(before));
+            student.held.completed_since_wish +=
+                i32::from(completed(after)) - i32::from(completed(before));
             self.touched_students.insert(facts.student_key.clone());
         }
         let facts = facts.clone();
@@ -542,10 +555,10 @@ impl Batch {
                     self.count(metric::SUPPORT_NEED_HANDOVER, year, dims);
                 }
             }
-            // A handover after the start counts now. A second one (the
-            // aggregate records only the first) would not be a new one.
+            // A handover after the start counts now, the first one only (the
+            // school may record it again).
             (PlacementEvent::WarmHandoverHeld(_), Some(year))
-                if self.has_support_need(&facts.student_key, open) =>
+                if !had_handover && self.has_support_need(&facts.student_key, open) =>
             {
                 self.count(metric::SUPPORT_NEED_HANDOVER, year, dims);
             }
@@ -662,8 +675,7 @@ impl Batch {
         for key in &self.touched_students {
             let Some(student) = self.students.get(key) else { continue };
             let record = &student.record;
-            let count =
-                StudentCount::of(record, student.wish_year, student.holding, student.matched);
+            let count = student.count();
             rows.keys.push(key.clone());
             rows.schools.push(record.school.to_string());
             rows.qualifications.push(record.enrolment.qualification.to_string());
@@ -676,8 +688,9 @@ impl Batch {
                     .unwrap_or_default(),
             )?);
             rows.wish_years.push(student.wish_year);
-            rows.holding.push(student.holding);
-            rows.matched.push(student.matched);
+            rows.holding.push(student.held.holding);
+            rows.completed_since_wish.push(student.held.completed_since_wish);
+            rows.matched.push(student.held.matched);
             for (column, value) in rows.columns.iter_mut().zip(count.columns) {
                 column.push(value);
             }
@@ -686,18 +699,19 @@ impl Batch {
         let [seeking, without, first_year_bol, matched_bol] = &rows.columns;
         sqlx::query(
             "INSERT INTO indicator_students (student_key, school, qualification, region, sectors,
-                    wish_year, holding, matched, seeking, without_placement, first_year_bol,
-                    first_year_bol_matched)
-             SELECT k, s, q, r, ARRAY(SELECT jsonb_array_elements_text(sec)), w, h, m, c1, c2,
-                    c3, c4
+                    wish_year, holding, completed_since_wish, matched, seeking,
+                    without_placement, first_year_bol, first_year_bol_matched)
+             SELECT k, s, q, r, ARRAY(SELECT jsonb_array_elements_text(sec)), w, h, d, m, c1,
+                    c2, c3, c4
                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[],
-                           $6::int4[], $7::int4[], $8::int4[], $9::int2[], $10::int2[],
-                           $11::int2[], $12::int2[])
-                    AS t(k, s, q, r, sec, w, h, m, c1, c2, c3, c4)
+                           $6::int4[], $7::int4[], $8::int4[], $9::int4[], $10::int2[],
+                           $11::int2[], $12::int2[], $13::int2[])
+                    AS t(k, s, q, r, sec, w, h, d, m, c1, c2, c3, c4)
              ON CONFLICT (student_key) DO UPDATE
                 SET school = excluded.school, qualification = excluded.qualification,
                     region = excluded.region, sectors = excluded.sectors,
                     wish_year = excluded.wish_year, holding = excluded.holding,
+                    completed_since_wish = excluded.completed_since_wish,
                     matched = excluded.matched, seeking = excluded.seeking,
                     without_placement = excluded.without_placement,
                     first_year_bol = excluded.first_year_bol,
@@ -710,6 +724,7 @@ impl Batch {
         .bind(&rows.sectors)
         .bind(&rows.wish_years)
         .bind(&rows.holding)
+        .bind(&rows.completed_since_wish)
         .bind(&rows.matched)
         .bind(seeking)
         .bind(without)
@@ -825,13 +840,7 @@ impl Batch {
             if let Some(before) = self.students_before.get(key) {
                 totals.student(before, -1);
             }
-            let after = StudentCount::of(
-                &student.record,
-                student.wish_year,
-                student.holding,
-                student.matched,
-            );
-            totals.student(&after, 1);
+            totals.student(&student.count(), 1);
         }
         totals.save(tx).await
     }
@@ -951,6 +960,7 @@ struct StudentRows {
     sectors: Vec<Value>,
     wish_years: Vec<Option<i32>>,
     holding: Vec<i32>,
+    completed_since_wish: Vec<i32>,
     matched: Vec<i32>,
     columns: [Vec<i16>; 4],
     records: Vec<Value>,
