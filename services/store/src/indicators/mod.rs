@@ -355,7 +355,10 @@ impl Batch {
     /// gets its warm handover.
     fn sealed_keys(&self, events: &[Decoded]) -> Vec<Uuid> {
         let mut keys = HashSet::new();
-        let mut starts = false;
+        // Whose placement is whose: the loaded ones, and those proposed in
+        // this very batch (not loaded: they had no row yet).
+        let mut students: HashMap<Uuid, String> =
+            self.placements.iter().map(|(id, p)| (*id, p.student_key.clone())).collect();
         for event in events {
             match event {
                 Decoded::Report(_, ReportEvent::ReportFiled(filed)) => {
@@ -364,19 +367,24 @@ impl Batch {
                 Decoded::Student(_, StudentEvent::SupportNeedRecorded(need)) => {
                     keys.insert(need.support_need.sealed);
                 }
-                // The placement may have been proposed in this very batch
-                // (its row not loaded yet): open the need of every student
-                // loaded, a handful of keys per batch (below).
-                Decoded::Placement(
-                    _,
-                    PlacementEvent::PlacementStarted(_) | PlacementEvent::WarmHandoverHeld(_),
-                ) => starts = true,
+                Decoded::Placement(id, event) => {
+                    if let Some(record) = PlacementRecord::proposed(event) {
+                        let key = student_key(&record.student.school, &record.student.student_id);
+                        students.entry(*id).or_insert(key);
+                    }
+                    if matches!(
+                        event,
+                        PlacementEvent::PlacementStarted(_) | PlacementEvent::WarmHandoverHeld(_)
+                    ) {
+                        let need = students
+                            .get(id)
+                            .and_then(|key| self.students.get(key))
+                            .and_then(|s| s.record.support_need.as_ref());
+                        keys.extend(need.map(|need| need.sealed));
+                    }
+                }
                 _ => {}
             }
-        }
-        if starts {
-            let needs = self.students.values().filter_map(|s| s.record.support_need.as_ref());
-            keys.extend(needs.map(|need| need.sealed));
         }
         keys.into_iter().collect()
     }
