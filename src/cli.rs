@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stagepact_api::auth::{Authenticator, Role};
-use stagepact_api::{ApiConfig, App, JwtConfig, JwtKey};
+use stagepact_api::{ApiConfig, App, JwtConfig, JwtKey, Rate, RateLimits};
 use stagepact_domain::wage::WageTable;
 use stagepact_store::{DbSettings, EventLog, MasterKey, Projections, Vault};
 
@@ -178,6 +178,14 @@ pub struct Settings {
     /// Minutes between counts of supply and demand that flag shortages (S2).
     #[arg(long, env = "STAGEPACT_SHORTAGE_CHECK_MINUTES", default_value_t = 15, global = true)]
     shortage_check_minutes: u64,
+    /// Requests per second one bearer token may send (bursts of twice as
+    /// many); 0: no limit.
+    #[arg(long, env = "STAGEPACT_RATE_PER_TOKEN", default_value_t = 50, global = true)]
+    rate_per_token: u32,
+    /// Requests per second one client address may send (bursts of twice as
+    /// many); 0: no limit. Behind a proxy every client has its address.
+    #[arg(long, env = "STAGEPACT_RATE_PER_ADDRESS", default_value_t = 500, global = true)]
+    rate_per_address: u32,
     /// Log format.
     #[arg(long, env = "STAGEPACT_LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -248,6 +256,13 @@ impl Settings {
         config.report_ack_working_days = self.report_ack_working_days;
         config.follow_up_working_days = self.follow_up_working_days;
         config.shortage_margin_percent = self.shortage_margin_percent;
+        let rate = |per_second: u32| {
+            (per_second > 0).then(|| Rate { per_second, burst: per_second.saturating_mul(2) })
+        };
+        config.rate_limits = RateLimits {
+            per_token: rate(self.rate_per_token),
+            per_address: rate(self.rate_per_address),
+        };
         config.shortage_check_interval =
             Duration::from_secs(self.shortage_check_minutes.max(1).saturating_mul(60));
         config.signal_release_interval =

@@ -6,7 +6,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use stagepact_api::auth::{Audience, Authenticator, Claims, Role};
-use stagepact_api::{ApiConfig, App, AppState, JwtConfig, JwtKey};
+use stagepact_api::{ApiConfig, App, AppState, JwtConfig, JwtKey, RateLimits};
 use stagepact_store::DbSettings;
 use std::sync::Arc;
 
@@ -35,6 +35,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(jwt: JwtConfig) -> TestApp {
+    spawn_app_configured(jwt, |_| {}).await
+}
+
+/// A test server whose configuration `adjust` changes last. Tests send
+/// requests much faster than any client, so the rate limits are lifted
+/// unless a test sets them.
+pub async fn spawn_app_configured(jwt: JwtConfig, adjust: impl FnOnce(&mut ApiConfig)) -> TestApp {
     let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
     let url = stagepact_store::testing::fresh_database_url().await;
     let pool = stagepact_store::connect(
@@ -45,6 +52,8 @@ pub async fn spawn_app_with(jwt: JwtConfig) -> TestApp {
     .expect("connect to the test database");
     let mut config = ApiConfig::new(jwt);
     config.body_limit = 16 * 1024;
+    config.rate_limits = RateLimits { per_token: None, per_address: None };
+    adjust(&mut config);
     let app = App::build(pool.clone(), config).await.expect("build the app");
     let state = app.state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

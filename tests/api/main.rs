@@ -11,6 +11,7 @@ mod fixtures;
 mod generated;
 mod helpers;
 mod indicators;
+mod limits;
 mod matching;
 mod placements;
 mod projections;

@@ -64,6 +64,26 @@ pub struct ApiConfig {
     pub shortage_margin_percent: u32,
     /// How often supply and demand are counted to flag shortages (S2).
     pub shortage_check_interval: Duration,
+    /// Rate limits per token and per address.
+    pub rate_limits: RateLimits,
+}
+
+/// A rate: requests per second, and how many may come at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Sustained requests per second.
+    pub per_second: u32,
+    /// Requests allowed in a burst above the sustained rate.
+    pub burst: u32,
+}
+
+/// Rate limits; `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Per bearer token (a request without one counts for its address).
+    pub per_token: Option<Rate>,
+    /// Per client address (the peer; behind a proxy, the proxy's).
+    pub per_address: Option<Rate>,
 }
 
 /// The path of the one bulk operation, which takes larger bodies.
@@ -102,6 +122,13 @@ impl ApiConfig {
             shortage_margin_percent: 10,
             // Supply and demand move with the school year, not by the minute.
             shortage_check_interval: Duration::from_secs(15 * 60),
+            // A student app or trainer makes a few requests a second; a
+            // school's ERP syncs in bulk (`importStudents`). Per address
+            // more: a school's network shows many users as one address.
+            rate_limits: RateLimits {
+                per_token: Some(Rate { per_second: 50, burst: 100 }),
+                per_address: Some(Rate { per_second: 500, burst: 1_000 }),
+            },
         }
     }
 }

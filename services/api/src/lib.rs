@@ -9,11 +9,12 @@ mod dashboard;
 pub mod delivery;
 mod extract;
 mod idempotency;
+mod limits;
 pub mod openapi;
 mod problem;
 mod routes;
 pub mod server;
 
-pub use config::{ApiConfig, JwtConfig, JwtKey};
+pub use config::{ApiConfig, JwtConfig, JwtKey, Rate, RateLimits};
 pub use problem::{ApiError, FieldError, Problem};
 pub use server::{App, AppState};

@@ -79,6 +79,10 @@ pub enum ApiError {
     /// The content type is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The caller's token or address sent more requests than its rate
+    /// allows; it may send again after this many seconds.
+    #[error("too many requests; retry after {0} s")]
+    RateLimited(u64),
     /// Fields failed validation.
     #[error("the request has invalid fields")]
     Validation(Vec<FieldError>, Option<&'static str>),
@@ -129,6 +133,9 @@ impl ApiError {
             }
             Self::PayloadTooLarge => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large")
+            }
+            Self::RateLimited(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
             }
             Self::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -205,6 +212,9 @@ impl IntoResponse for ApiError {
             }
             Self::NotYetVisible(_) | Self::Unavailable(_) | Self::IdempotencyInProgress => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::RateLimited(seconds) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             }
             _ => {}
         }

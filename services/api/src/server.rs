@@ -160,8 +160,10 @@ impl App {
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = shutdown.send(true);
         };
-        let result =
-            axum::serve(listener, self.router.clone()).with_graceful_shutdown(graceful).await;
+        // The peer address is what the per-address rate limit counts.
+        let service =
+            self.router.clone().into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let result = axum::serve(listener, service).with_graceful_shutdown(graceful).await;
         self.stop();
         result
     }
@@ -198,7 +200,8 @@ async fn purge_idempotency_keys(pool: PgPool) {
 pub fn router(state: AppState) -> Router {
     let (routes, document) = crate::openapi::routes().split_for_parts();
     let body_limit = state.config.body_limit;
-    routes
+    let rate_limits = state.config.rate_limits;
+    let routes = routes
         .route("/schemas/{aggregate}/{file}", axum::routing::get(event_schema))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
@@ -207,7 +210,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(crate::conditional::entity_tags))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", document));
+    crate::limits::limited(routes, rate_limits)
         .layer(CompressionLayer::new())
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

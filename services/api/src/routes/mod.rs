@@ -212,10 +212,11 @@ fn problems(
 }
 
 /// Problems of every authenticated operation.
-const AUTH: [(u16, &str); 3] = [
+const AUTH: [(u16, &str); 4] = [
     (400, "The request could not be read"),
     (401, "Missing, expired or invalid token"),
     (403, "The caller's role or organisation may not do this"),
+    (429, "Too many requests from this token or address; retry after the Retry-After delay"),
 ];
 
 /// Problem responses of commands.
