@@ -54,6 +54,11 @@ pub async fn spawn_app_configured(jwt: JwtConfig, adjust: impl FnOnce(&mut ApiCo
     config.body_limit = 16 * 1024;
     config.rate_limits = RateLimits { per_token: None, per_address: None };
     adjust(&mut config);
+    serve(pool, config).await
+}
+
+/// Builds the app on `pool` with `config` and serves it on a free port.
+async fn serve(pool: PgPool, config: ApiConfig) -> TestApp {
     let app = App::build(pool.clone(), config).await.expect("build the app");
     let state = app.state.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -66,6 +71,23 @@ pub async fn spawn_app_configured(jwt: JwtConfig, adjust: impl FnOnce(&mut ApiCo
 }
 
 impl TestApp {
+    /// A second API process on this one's database (its own pool, sequencer,
+    /// projectors and reactions), with the same keys.
+    pub async fn second_process(&self) -> TestApp {
+        let options = (*self.pool.connect_options()).clone();
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(12)
+            .connect_with(options)
+            .await
+            .expect("connect the second process");
+        let mut config = ApiConfig::new(hs256_config());
+        config.body_limit = 16 * 1024;
+        config.rate_limits = RateLimits { per_token: None, per_address: None };
+        // Sealed content must open in both: they share the master key.
+        config.master_key = std::sync::Arc::clone(&self.state.config.master_key);
+        serve(pool, config).await
+    }
+
     pub fn token(&self, role: Role, org: Option<&str>, student: Option<&str>) -> String {
         self.auth
             .mint("tester", role, org.map(str::to_owned), student.map(str::to_owned), 600)

@@ -14,6 +14,7 @@ mod indicators;
 mod limits;
 mod matching;
 mod placements;
+mod processes;
 mod projections;
 mod reactions;
 mod reports;

@@ -110,6 +110,11 @@ pub struct Audience {
     pub party: Option<(String, String)>,
 }
 
+/// How long a command waits for the hand-over of its position before it
+/// looks the position up itself (and again after as long): another
+/// process's sequencer may have stamped it, which hands nothing over here.
+const LOOKUP_AFTER: Duration = Duration::from_millis(100);
+
 /// (aggregate type, aggregate id, sequence): one stored event.
 type EventKey = (String, String, i64);
 /// (pid, database, state, query) of a transaction holding the frontier back.
@@ -270,6 +275,7 @@ impl EventLog {
     ) -> Result<Option<i64>, StoreError> {
         self.wake_sequencer();
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut next_lookup = tokio::time::Instant::now() + LOOKUP_AFTER;
         let (aggregate_type, aggregate_id, sequence) = waiter.key.clone();
         loop {
             tokio::select! {
@@ -282,17 +288,23 @@ impl EventLog {
                     drop(waiter);
                     return self.await_position(head, &aggregate_type, &aggregate_id, sequence, remaining).await;
                 }
-                moved = tokio::time::timeout_at(deadline, head.changed()) => {
-                    if !matches!(moved, Ok(Ok(()))) {
+                moved = tokio::time::timeout_at(deadline.min(next_lookup), head.changed()) => {
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline || matches!(moved, Ok(Err(_))) {
                         return self.position_of(&aggregate_type, &aggregate_id, sequence).await;
                     }
-                    // The hand-over comes before the head moves; a lookup is only
-                    // needed when another process stamps.
-                    if !self.stamping_here.load(Ordering::Relaxed)
+                    // The hand-over comes before the head moves; a lookup is
+                    // needed when another process stamps. Which process
+                    // stamps can change from one round to the next, so a
+                    // wait that lasts looks its event up now and then too.
+                    if (now >= next_lookup || !self.stamping_here.load(Ordering::Relaxed))
                         && let Some(position) =
                             self.position_of(&aggregate_type, &aggregate_id, sequence).await?
                     {
                         return Ok(Some(position));
+                    }
+                    if now >= next_lookup {
+                        next_lookup = now + LOOKUP_AFTER;
                     }
                 }
             }
