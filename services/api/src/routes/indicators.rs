@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use stagepact_domain::monitoring::{SMALLEST_CELL, SchoolYear, is_shortage};
+use stagepact_domain::monitoring::{SchoolYear, is_shortage};
 use stagepact_domain::shortage::{Shortage, ShortageFlagged, shortage_id};
 use stagepact_domain::values::{Crebo, Region, SchoolId, Sector};
 use stagepact_store::indicators::{self, AllowanceGroup, Figures, Scope, SupplyDemand};
@@ -108,8 +108,7 @@ impl Shower {
                         self.count(group.agreements)
                     };
                     let euros = |cents: f64| {
-                        (agreements.shown() && group.agreements > 0)
-                            .then(|| (cents / 100.0 * 100.0).round() / 100.0)
+                        (agreements.shown() && group.agreements > 0).then(|| cents.round() / 100.0)
                     };
                     Allowances {
                         group: group.group.clone(),
@@ -551,7 +550,7 @@ fn indicators_view(
 /// Supply and demand as shown: seeking counts every school's students, so it
 /// is suppressed for every reader.
 fn supply_rows(state: &AppState, supply: &[&SupplyDemand]) -> Vec<SupplyDemandRow> {
-    let show = Shower { suppress: true };
+    let show = MARKET;
     let margin = state.config.shortage_margin_percent;
     supply
         .iter()
@@ -742,11 +741,6 @@ fn csv(view: &IndicatorsView) -> String {
 // Shortages (S2)
 // ---------------------------------------------------------------------------
 
-/// Whether a count of people is large enough to be shown to anyone.
-fn shown_to_all(count: i64) -> bool {
-    usize::try_from(count).is_ok_and(|n| n >= SMALLEST_CELL)
-}
-
 /// Counts supply and demand and flags every shortage not flagged yet this
 /// school year (`Shortage` records each once). Returns how many were new.
 pub async fn flag_shortages(state: &AppState) -> Result<usize, ApiError> {
@@ -757,8 +751,9 @@ pub async fn flag_shortages(state: &AppState) -> Result<usize, ApiError> {
     let mut flagged = 0;
     for row in state.supply.get(state, day).await?.iter() {
         // A market of fewer than five seeking students is not published
-        // (DESIGN §6), and the warning carries its counts.
-        if !shown_to_all(row.seeking) || !is_shortage(row.seeking, row.open_slots, margin) {
+        // (DESIGN §6), and the warning carries its counts. (`is_shortage`
+        // needs someone seeking, so a shown count here is five or more.)
+        if !MARKET.count(row.seeking).shown() || !is_shortage(row.seeking, row.open_slots, margin) {
             continue;
         }
         // Rows come from values that were parsed when recorded.
