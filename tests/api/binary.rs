@@ -3,15 +3,14 @@
 //! finishes in-flight requests and stops PostgreSQL cleanly.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{company, position_of, reason};
-
-const BIN: &str = env!("CARGO_BIN_EXE_stagepact");
+use crate::server::{BIN, Server};
 
 fn stagepact(data_dir: &Path) -> Command {
     let mut command = Command::new(BIN);
@@ -22,67 +21,6 @@ fn stagepact(data_dir: &Path) -> Command {
         .env("STAGEPACT_DATA_DIR", data_dir)
         .env("RUST_LOG", "warn");
     command
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(data_dir: &Path) -> Self {
-        let port = free_port();
-        let child = stagepact(data_dir)
-            .arg("serve")
-            .env("STAGEPACT_ADDR", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start stagepact");
-        let server = Self { child, base: format!("http://127.0.0.1:{port}") };
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Ok(response) = client.get(format!("{}/health/ready", server.base)).send().await
-                && response.status() == StatusCode::OK
-            {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "the server did not become ready");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the server did not stop in time");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
 }
 
 fn token(data_dir: &Path) -> String {
@@ -100,7 +38,7 @@ async fn serve_runs_embedded_postgresql_and_shuts_down_gracefully() {
     let data_dir = dir.path().join("state");
     let client = reqwest::Client::new();
 
-    let mut server = Server::start(&data_dir).await;
+    let mut server = Server::start(stagepact(&data_dir)).await;
     let sbb = token(&data_dir);
     let registered = client
         .post(format!("{}/v1/companies", server.base))
@@ -156,7 +94,7 @@ async fn serve_runs_embedded_postgresql_and_shuts_down_gracefully() {
     assert!(!unknown.status.success(), "an unknown projection is an error");
 
     // The data survives a restart.
-    let server = Server::start(&data_dir).await;
+    let server = Server::start(stagepact(&data_dir)).await;
     let sbb = token(&data_dir);
     let suspended = client
         .post(format!("{}/v1/companies/bin-1/suspend", server.base))

@@ -300,14 +300,20 @@ async fn reads_carry_etags_and_honour_if_none_match() {
 }
 
 #[tokio::test]
-async fn min_position_beyond_the_log_is_a_problem_not_a_hang() {
+async fn min_position_beyond_the_log_is_a_problem_at_once_not_a_hang() {
     let app = spawn_app().await;
     let sbb = app.sbb();
-    app.recognised_company("lb-5").await;
-    // The test app waits at most 5 s for projections.
-    let response = app.get("/v1/companies/lb-5?min_position=999999", &sbb).await;
-    assert_eq!(response.headers()["retry-after"], "1");
-    problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    let head = app.recognised_company("lb-5").await;
+    // No response ever handed out this position: a client's mistake, answered
+    // at once rather than after the projection wait (5 s in the test app).
+    let started = std::time::Instant::now();
+    let response = app.get(&format!("/v1/companies/lb-5?min_position={}", head + 1000), &sbb).await;
+    let body = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["errors"][0]["field"], "min_position", "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "not a wait");
+    // The head itself is a position to wait for.
+    let at_head = app.get(&format!("/v1/companies/lb-5?min_position={head}"), &sbb).await;
+    assert_eq!(at_head.status(), StatusCode::OK);
     problem(
         app.get("/v1/companies/lb-5?min_position=-1", &sbb).await,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -57,6 +57,15 @@ pub async fn spawn_app_configured(jwt: JwtConfig, adjust: impl FnOnce(&mut ApiCo
     serve(pool, config).await
 }
 
+/// A test server on the database at `url` (migrated here), with `settings`.
+pub async fn spawn_app_on(url: &str, settings: DbSettings) -> TestApp {
+    let pool = stagepact_store::connect(url, &settings).await.expect("connect");
+    stagepact_store::migrate(&pool).await.expect("migrate");
+    let mut config = ApiConfig::new(hs256_config());
+    config.rate_limits = RateLimits { per_token: None, per_address: None };
+    serve(pool, config).await
+}
+
 /// Builds the app on `pool` with `config` and serves it on a free port.
 async fn serve(pool: PgPool, config: ApiConfig) -> TestApp {
     let app = App::build(pool.clone(), config).await.expect("build the app");
@@ -89,8 +98,19 @@ impl TestApp {
     }
 
     pub fn token(&self, role: Role, org: Option<&str>, student: Option<&str>) -> String {
+        self.token_as("tester", role, org, student)
+    }
+
+    /// A token of `subject`: events record it as their actor.
+    pub fn token_as(
+        &self,
+        subject: &str,
+        role: Role,
+        org: Option<&str>,
+        student: Option<&str>,
+    ) -> String {
         self.auth
-            .mint("tester", role, org.map(str::to_owned), student.map(str::to_owned), 600)
+            .mint(subject, role, org.map(str::to_owned), student.map(str::to_owned), 600)
             .expect("mint")
     }
 

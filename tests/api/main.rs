@@ -2,10 +2,12 @@
 //! database per test. One test binary for link time.
 
 mod auth;
+mod authorisation;
 mod binary;
 mod companies;
 mod conventions;
 mod dashboard;
+mod faults;
 mod feed;
 mod fixtures;
 mod generated;
@@ -18,4 +20,5 @@ mod processes;
 mod projections;
 mod reactions;
 mod reports;
+mod server;
 mod students_offers;

@@ -132,7 +132,9 @@ where
     }
 }
 
-/// The `If-Match` header as an aggregate version: `"3"`, `W/"3"` or `3`.
+/// The `If-Match` header as an aggregate version: an entity tag, `"3"` or
+/// `W/"3"`, or `*`. A bare `3` is tolerated, as clients often drop the quotes;
+/// a half-quoted tag is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IfMatch(pub Option<i64>);
 
@@ -149,7 +151,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         if text == "*" {
             return Ok(Self(None));
         }
-        let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+        let tag = text.strip_prefix("W/").unwrap_or(text);
+        let bare = match tag.strip_prefix('"') {
+            Some(quoted) => quoted.strip_suffix('"').unwrap_or(""),
+            None => tag,
+        };
         match bare.parse::<i64>() {
             Ok(version) if version >= 0 => Ok(Self(Some(version))),
             _ => Err(ApiError::BadRequest(format!(

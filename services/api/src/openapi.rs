@@ -43,13 +43,26 @@ pub struct ApiDoc;
 
 struct BearerAuth;
 
+/// Each operation's security requirement lists the token roles that may call it
+/// (OpenAPI 3.1 allows role names for non-OAuth schemes): third parties read who
+/// may do what from the spec, and the authorisation matrix test and the
+/// schemathesis run (issue 7) take it from there too, so the list cannot drift
+/// from what the handlers enforce.
+const ROLES_NOTE: &str = "A JWT whose `role` claim is student, school, company, sbb or monitor \
+    (with `org` and `student` as the role needs). Each operation's security requirement \
+    lists the roles that may call it; any other role gets 403.";
+
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut Document) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(ROLES_NOTE))
+                    .build(),
             ),
         );
     }

@@ -69,6 +69,24 @@ impl AppState {
                 None,
             ));
         }
+        // A position no event has yet is a client's mistake, not a wait: every
+        // position handed out is stamped before its response leaves.
+        if position > self.log.head() {
+            let head: Option<i64> = sqlx::query_scalar("SELECT max(log_position) FROM events")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| ApiError::from(stagepact_store::StoreError::from(e)))?;
+            let head = head.unwrap_or(0);
+            if position > head {
+                return Err(ApiError::Validation(
+                    vec![crate::FieldError::new(
+                        "min_position",
+                        format!("beyond the log's head ({head})"),
+                    )],
+                    None,
+                ));
+            }
+        }
         if self.projections.await_position(name, position, self.config.min_position_wait).await? {
             Ok(())
         } else {

@@ -297,7 +297,7 @@ async fn run_on_company(
     request_body = RegisterCompanyRequest,
     params(CommandHeaders),
     responses((status = 201, description = "Registered", body = CommandAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb"])))]
 pub async fn register_company(
     command: SbbCommand,
     AppJson(body): AppJson<RegisterCompanyRequest>,
@@ -330,7 +330,7 @@ pub async fn register_company(
     params(("company_id" = String, Path, description = "SBB's company id"),
            CommandHeaders),
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb"])))]
 pub async fn grant_recognition(
     command: SbbCommand,
     Path(raw_id): Path<String>,
@@ -353,7 +353,7 @@ pub async fn grant_recognition(
     params(("company_id" = String, Path, description = "SBB's company id"),
            CommandHeaders),
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb"])))]
 pub async fn suspend_recognition(
     command: SbbCommand,
     Path(raw_id): Path<String>,
@@ -379,7 +379,7 @@ pub async fn suspend_recognition(
     params(("company_id" = String, Path, description = "SBB's company id"),
            CommandHeaders),
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb"])))]
 pub async fn reinstate_recognition(
     command: SbbCommand,
     Path(raw_id): Path<String>,
@@ -400,7 +400,7 @@ pub async fn reinstate_recognition(
     params(("company_id" = String, Path, description = "SBB's company id"),
            CommandHeaders),
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb"])))]
 pub async fn revoke_recognition(
     command: SbbCommand,
     Path(raw_id): Path<String>,
@@ -434,7 +434,7 @@ pub struct ParticipationRequest {
     operation_id = "setMatchingParticipation", tag = "companies", request_body = ParticipationRequest,
     params(("company_id" = String, Path, description = "SBB's company id"), CommandHeaders),
     responses((status = 202, description = "Recorded", body = CommandAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["company"])))]
 pub async fn set_matching_participation(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -497,7 +497,7 @@ fn view(principal: &Principal, entry: RegistryEntry) -> CompanyView {
            ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy you hold")),
     responses((status = 200, description = "The company; ETag is its version", body = CompanyView),
               (status = 304, description = "Not modified"), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb", "school", "company"])))]
 pub async fn get_company(
     State(state): State<AppState>,
     principal: Principal,
@@ -522,7 +522,7 @@ pub async fn get_company(
     params(ListQuery, ("If-None-Match" = Option<String>, Header, description = "The ETag of a page you hold")),
     responses((status = 200, description = "A page of companies", body = CompanyPage),
               (status = 304, description = "Not modified"), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb", "school", "company"])))]
 pub async fn list_companies(
     State(state): State<AppState>,
     principal: Principal,

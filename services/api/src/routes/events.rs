@@ -242,7 +242,7 @@ fn collection(aggregate_type: &str) -> String {
     responses((status = 200, description = "Events after `after`, in log order", body = EventPage),
               (status = 304, description = "Not modified"), ReadProblems,
               (status = 422, description = "Invalid query parameters", body = crate::Problem, content_type = "application/problem+json")),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb", "school", "company"])))]
 pub async fn list_events(
     State(state): State<AppState>,
     principal: Principal,

@@ -459,7 +459,7 @@ fn csv_response(body: String) -> Response {
                content((IndicatorsView = "application/json"), (String = "text/csv"))),
               (status = 422, description = "Invalid filters", body = crate::Problem, content_type = "application/problem+json"),
               ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["monitor", "sbb", "school"])))]
 pub async fn get_indicators(
     State(state): State<AppState>,
     principal: Principal,
@@ -579,7 +579,7 @@ fn supply_rows(state: &AppState, supply: &[&SupplyDemand]) -> Vec<SupplyDemandRo
                content((SupplyDemandView = "application/json"), (String = "text/csv"))),
               (status = 422, description = "Invalid filters", body = crate::Problem, content_type = "application/problem+json"),
               ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["monitor", "sbb", "school"])))]
 pub async fn get_supply_demand(
     State(state): State<AppState>,
     principal: Principal,

@@ -304,7 +304,7 @@ fn respond(
 #[utoipa::path(post, path = "/v1/matching-rounds", operation_id = "openMatchingRound", tag = "matching",
     request_body = OpenRoundRequest, params(CommandHeaders),
     responses((status = 201, description = "Opened", body = RoundAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn open_matching_round(
     command: CommandContext,
     AppJson(body): AppJson<OpenRoundRequest>,
@@ -556,7 +556,7 @@ async fn catch_up(state: &AppState) -> Result<(), ApiError> {
 #[utoipa::path(post, path = "/v1/matching-rounds/{round_id}/runs", operation_id = "runMatchingRound", tag = "matching",
     params(("round_id" = String, Path, description = "The round"), CommandHeaders),
     responses((status = 202, description = "Run recorded, or unchanged", body = RoundAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn run_matching_round(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -609,7 +609,7 @@ pub async fn run_matching_round(
 #[utoipa::path(post, path = "/v1/matching-rounds/{round_id}/publication", operation_id = "publishMatchingRound", tag = "matching",
     params(("round_id" = String, Path, description = "The round"), CommandHeaders),
     responses((status = 202, description = "Published", body = RoundAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn publish_matching_round(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -627,7 +627,7 @@ pub async fn publish_matching_round(
     request_body = SettleRequest,
     params(("round_id" = String, Path, description = "The round"), CommandHeaders),
     responses((status = 202, description = "Settled", body = RoundAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn settle_matching_round(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -996,7 +996,7 @@ pub async fn carry_out_pending(state: &AppState) -> Result<usize, ApiError> {
 #[utoipa::path(get, path = "/v1/matching-rounds/{round_id}", operation_id = "getMatchingRound", tag = "matching",
     params(("round_id" = String, Path, description = "The round"), ReadQuery),
     responses((status = 200, description = "The round", body = RoundView), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn get_matching_round(
     State(state): State<AppState>,
     principal: Principal,

@@ -65,7 +65,7 @@ fn student(principal: &Principal) -> Result<(String, String), ApiError> {
     params(OverviewQuery),
     responses((status = 200, description = "The student's placements and next actions", body = Overview),
               (status = 304, description = "Not modified"), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["student"])))]
 pub async fn get_my_overview(
     State(state): State<AppState>,
     principal: Principal,
@@ -123,7 +123,7 @@ pub struct Timeline {
     params(TimelineQuery),
     responses((status = 200, description = "The student's events, in log order", body = Timeline),
               (status = 304, description = "Not modified"), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["student"])))]
 pub async fn get_my_timeline(
     State(state): State<AppState>,
     principal: Principal,

@@ -124,12 +124,58 @@ impl CommandContext {
 pub struct CommandHeaders {
     /// Makes a retry of this POST return the first response (kept 24 hours); the
     /// same key with another body is refused.
-    #[param(rename = "Idempotency-Key")]
+    #[param(rename = "Idempotency-Key", value_type = String, required = false, pattern = r"^[!-~]{1,255}$")]
     idempotency_key: Option<String>,
     /// The aggregate version the command expects, as an entity tag (`"3"`; `"0"`:
     /// must not exist yet); 412 when it differs.
-    #[param(rename = "If-Match")]
+    #[param(
+        rename = "If-Match",
+        value_type = String,
+        required = false,
+        pattern = r#"^(\*|(W/)?"[0-9]{1,18}"|[0-9]{1,18})$"#
+    )]
     if_match: Option<String>,
+}
+
+/// The header of commands that are not on one aggregate's version (an
+/// erasure, a bulk import): only `Idempotency-Key`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code, reason = "documents the header for OpenAPI; read by the idempotency layer")]
+pub struct IdempotencyHeader {
+    /// Makes a retry of this POST return the first response (kept 24 hours); the
+    /// same key with another body is refused.
+    #[param(rename = "Idempotency-Key", value_type = String, required = false, pattern = r"^[!-~]{1,255}$")]
+    idempotency_key: Option<String>,
+}
+
+/// A list's optional `company_id` filter, parsed like every company id.
+pub fn company_filter(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
+    raw.map(|raw| {
+        stagepact_domain::values::CompanyId::parse(raw).map(|_| raw).map_err(|error| {
+            ApiError::Validation(
+                vec![crate::FieldError::new("company_id", error.to_string())],
+                None,
+            )
+        })
+    })
+    .transpose()
+}
+
+/// A list's optional `student_id` filter, parsed at the edge like every
+/// student number (an empty or malformed one is a 422, not an empty list).
+pub fn student_filter(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    raw.map(|raw| {
+        stagepact_domain::values::StudentNumber::parse(raw)
+            .map(|number| number.to_string())
+            .map_err(|error| {
+                ApiError::Validation(
+                    vec![crate::FieldError::new("student_id", error.to_string())],
+                    None,
+                )
+            })
+    })
+    .transpose()
 }
 
 /// The calendar day commands are dated with. Dates in the pact are Dutch days;
@@ -226,7 +272,7 @@ impl utoipa::IntoResponses for CommandProblems {
     fn responses() -> std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>> {
         let mut statuses = AUTH.to_vec();
         statuses.extend([
-            (404, "No such company"),
+            (404, "No such object (company, student, offer, placement, report, investigation or round) in the caller's reach"),
             (409, "Refused by the pact's rules in the current state, or a concurrent update, or an idempotent request still in progress"),
             (412, "If-Match does not match the current version"),
             (413, "Request body too large"),
@@ -246,6 +292,7 @@ impl utoipa::IntoResponses for ReadProblems {
         let mut statuses = AUTH.to_vec();
         statuses.extend([
             (404, "Not found"),
+            (422, "Invalid query parameters, each named in `errors`"),
             (
                 503,
                 "Read models have not reached min_position in time, or the database is unavailable",

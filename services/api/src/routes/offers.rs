@@ -275,7 +275,7 @@ fn own_company(principal: &Principal) -> Result<CompanyId, ApiError> {
     request_body = PublishOfferRequest,
     params(CommandHeaders),
     responses((status = 201, description = "Published", body = OfferAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["company"])))]
 pub async fn publish_offer(
     command: CommandContext,
     AppJson(body): AppJson<PublishOfferRequest>,
@@ -311,7 +311,7 @@ fn offer_id(raw: &str) -> Result<Uuid, ApiError> {
     params(("offer_id" = String, Path, description = "The offer"),
            CommandHeaders),
     responses((status = 202, description = "Withdrawn", body = OfferAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["company"])))]
 pub async fn withdraw_offer(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -382,7 +382,7 @@ fn may_read(principal: &Principal) -> Result<(), ApiError> {
            ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy you hold")),
     responses((status = 200, description = "The offer; its ETag is a hash of the body", body = OfferView),
               (status = 304, description = "Not modified"), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school", "student", "company"])))]
 pub async fn get_offer(
     State(state): State<AppState>,
     principal: Principal,
@@ -413,7 +413,7 @@ pub async fn get_offer(
     params(OfferQuery, ("If-None-Match" = Option<String>, Header, description = "The ETag of a page you hold")),
     responses((status = 200, description = "A page of offers", body = OfferPage),
               (status = 304, description = "Not modified"), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school", "student", "company"])))]
 pub async fn list_offers(
     State(state): State<AppState>,
     principal: Principal,

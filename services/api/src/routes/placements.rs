@@ -392,7 +392,7 @@ fn reason(raw: &str) -> Result<Reason, ApiError> {
     request_body = ProposeMatchRequest,
     params(CommandHeaders),
     responses((status = 201, description = "Proposed", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn propose_match(
     command: CommandContext,
     AppJson(body): AppJson<ProposeMatchRequest>,
@@ -461,7 +461,7 @@ pub async fn propose_match(
     tag = "placements", request_body = ProposeSelfFoundRequest,
     params(CommandHeaders),
     responses((status = 201, description = "Proposed", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["student", "school"])))]
 pub async fn propose_self_found(
     command: CommandContext,
     AppJson(body): AppJson<ProposeSelfFoundRequest>,
@@ -523,7 +523,7 @@ pub async fn propose_self_found(
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Approved", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn approve_self_found(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -550,7 +550,7 @@ pub async fn approve_self_found(
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Accepted", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["student"])))]
 pub async fn accept_match(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -572,7 +572,7 @@ pub async fn accept_match(
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Objection recorded", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["student", "company"])))]
 pub async fn object_to_match(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -607,7 +607,7 @@ pub async fn object_to_match(
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Withdrawn", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn withdraw_match(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -737,7 +737,7 @@ fn parse_terms(body: &DraftAgreementRequest) -> Result<AgreementTerms, ApiError>
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Drafted", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn draft_agreement(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -768,7 +768,7 @@ pub async fn draft_agreement(
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Signed", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["student", "school", "company"])))]
 pub async fn sign_agreement(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -810,7 +810,7 @@ pub async fn sign_agreement(
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Started", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn start_placement(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -852,7 +852,7 @@ fn participant_of(role: Role) -> Option<Participant> {
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 201, description = "Recorded; `moment_id` names it", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school", "company"])))]
 pub async fn record_contact_moment(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -903,7 +903,7 @@ pub async fn record_contact_moment(
            ("moment_id" = String, Path, description = "The contact moment"),
            CommandHeaders),
     responses((status = 202, description = "Confirmed", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["student", "school", "company"])))]
 pub async fn confirm_contact_moment(
     command: CommandContext,
     Path((raw_id, raw_moment)): Path<(String, String)>,
@@ -929,7 +929,7 @@ pub async fn confirm_contact_moment(
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Waived", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn waive_contact_moments(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -953,7 +953,7 @@ pub async fn waive_contact_moments(
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Recorded", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn record_warm_handover(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -982,7 +982,7 @@ pub async fn record_warm_handover(
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Completed", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn complete_placement(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -1004,7 +1004,7 @@ pub async fn complete_placement(
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Interrupted", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn interrupt_placement(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -1028,7 +1028,7 @@ pub async fn interrupt_placement(
     params(("placement_id" = String, Path, description = "The placement"),
            CommandHeaders),
     responses((status = 202, description = "Rated", body = PlacementAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["student"])))]
 pub async fn rate_guidance(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -1425,7 +1425,7 @@ const STATUSES: [&str; 9] = [
            ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy you hold")),
     responses((status = 200, description = "The placement with its compliance; its ETag is a hash of the body", body = PlacementView),
               (status = 304, description = "Not modified"), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school", "company", "student"])))]
 pub async fn get_placement(
     State(state): State<AppState>,
     principal: Principal,
@@ -1455,7 +1455,7 @@ pub async fn get_placement(
     params(PlacementQuery, ("If-None-Match" = Option<String>, Header, description = "The ETag of a page you hold")),
     responses((status = 200, description = "A page of placements", body = PlacementPage),
               (status = 304, description = "Not modified"), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school", "company", "student"])))]
 pub async fn list_placements(
     State(state): State<AppState>,
     principal: Principal,
@@ -1474,7 +1474,7 @@ pub async fn list_placements(
     let mut filter = PlacementFilter {
         school: None,
         company_id: None,
-        student_id: query.student_id.clone(),
+        student_id: super::student_filter(query.student_id.as_deref())?,
         status: query.status.clone(),
         needs_attention: query.needs_attention,
         today,

@@ -28,8 +28,8 @@ use uuid::Uuid;
 
 use super::companies::ReadQuery;
 use super::{
-    CommandContext, CommandHeaders, CommandProblems, Erased, ProtectedText, ReadProblems, accepted,
-    page, page_limit, tagged, today,
+    CommandContext, CommandHeaders, CommandProblems, Erased, IdempotencyHeader, ProtectedText,
+    ReadProblems, accepted, page, page_limit, tagged, today,
 };
 use crate::auth::{Principal, Role};
 use crate::delivery;
@@ -407,7 +407,7 @@ fn answer(
 #[utoipa::path(post, path = "/v1/reports", operation_id = "fileReport", tag = "reports",
     request_body = FileReportRequest, params(CommandHeaders),
     responses((status = 201, description = "Filed", body = ReportFiledAnswer), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["student"])))]
 pub async fn file_report(
     command: CommandContext,
     AppJson(body): AppJson<FileReportRequest>,
@@ -481,7 +481,7 @@ pub async fn file_report(
 #[utoipa::path(post, path = "/v1/reports/{report_id}/acknowledge", operation_id = "acknowledgeReport", tag = "reports",
     params(("report_id" = String, Path, description = "The report"), CommandHeaders),
     responses((status = 202, description = "Acknowledged", body = ReportAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn acknowledge_report(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -498,7 +498,7 @@ pub async fn acknowledge_report(
     request_body = ConversationRequest,
     params(("report_id" = String, Path, description = "The report"), CommandHeaders),
     responses((status = 202, description = "Recorded", body = ReportAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn record_conversation(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -528,7 +528,7 @@ pub async fn record_conversation(
     request_body = ReplacementRequest,
     params(("report_id" = String, Path, description = "The report"), CommandHeaders),
     responses((status = 202, description = "Linked", body = ReportAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn offer_replacement(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -573,7 +573,7 @@ pub async fn offer_replacement(
     request_body = ConsentRequest,
     params(("report_id" = String, Path, description = "The report"), CommandHeaders),
     responses((status = 202, description = "Recorded (nothing when unchanged)", body = ReportAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["student"])))]
 pub async fn set_forwarding_consent(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -595,7 +595,7 @@ pub async fn set_forwarding_consent(
 #[utoipa::path(post, path = "/v1/reports/{report_id}/signal", operation_id = "forwardSignal", tag = "reports",
     params(("report_id" = String, Path, description = "The report"), CommandHeaders),
     responses((status = 202, description = "Forwarded: released to SBB with the next batch", body = ReportAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn forward_signal(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -617,7 +617,7 @@ pub async fn forward_signal(
     request_body = EscalateRequest,
     params(("report_id" = String, Path, description = "The report"), CommandHeaders),
     responses((status = 202, description = "Escalated", body = ReportAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn escalate_to_sbb(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -647,7 +647,7 @@ pub async fn escalate_to_sbb(
     request_body = CloseRequest,
     params(("report_id" = String, Path, description = "The report"), CommandHeaders),
     responses((status = 202, description = "Closed", body = ReportAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn close_report(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -665,9 +665,9 @@ pub async fn close_report(
 /// under it reads as erased everywhere — in every view, in the feed, after a
 /// rebuild — while the events stay and still replay. Idempotent.
 #[utoipa::path(post, path = "/v1/erasures", operation_id = "eraseStudentData", tag = "reports",
-    request_body = EraseRequest, params(CommandHeaders),
+    request_body = EraseRequest, params(IdempotencyHeader),
     responses((status = 202, description = "Erased", body = ErasureAnswer), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn erase_student_data(
     State(state): State<AppState>,
     principal: Principal,
@@ -754,7 +754,7 @@ fn sealed_of(records: &[&ReportRecord]) -> Vec<Uuid> {
 #[utoipa::path(get, path = "/v1/reports/{report_id}", operation_id = "getReport", tag = "reports",
     params(("report_id" = String, Path, description = "The report"), ReadQuery),
     responses((status = 200, description = "The report", body = ReportView), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school", "student"])))]
 pub async fn get_report(
     State(state): State<AppState>,
     principal: Principal,
@@ -783,7 +783,7 @@ pub async fn get_report(
 #[utoipa::path(get, path = "/v1/reports", operation_id = "listReports", tag = "reports",
     params(ReportQuery),
     responses((status = 200, description = "A page of reports", body = ReportPage), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school", "student"])))]
 pub async fn list_reports(
     State(state): State<AppState>,
     principal: Principal,
@@ -796,7 +796,7 @@ pub async fn list_reports(
     let working_days = state.config.report_ack_working_days;
     let mut filter = ReportFilter {
         school: Some(principal.org()?.to_owned()),
-        student_id: query.student_id.clone(),
+        student_id: super::student_filter(query.student_id.as_deref())?,
         open: query.open,
         overdue_if_filed_by: None,
     };

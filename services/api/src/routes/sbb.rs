@@ -143,7 +143,7 @@ pub(crate) fn cells(counts: BTreeMap<String, usize>) -> Vec<Cell> {
 #[utoipa::path(get, path = "/v1/signals", operation_id = "listSignals", tag = "sbb",
     params(SignalQuery),
     responses((status = 200, description = "Signals by company", body = SignalOverview), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb"])))]
 pub async fn list_signals(
     State(state): State<AppState>,
     principal: Principal,
@@ -151,7 +151,9 @@ pub async fn list_signals(
 ) -> Result<Json<SignalOverview>, ApiError> {
     principal.require(&[Role::Sbb])?;
     state.await_projection(cases::NAME, query.min_position).await?;
-    let signals = cases::all_signals(&state.pool, query.company_id.as_deref()).await?;
+    let signals =
+        cases::all_signals(&state.pool, super::company_filter(query.company_id.as_deref())?)
+            .await?;
     let opener = state.vault.opener(signals.iter().map(|s| s.record.grounds.sealed)).await?;
     #[derive(Default)]
     struct Tally {
@@ -242,7 +244,7 @@ pub struct CaseQuery {
 #[utoipa::path(get, path = "/v1/complaints", operation_id = "listComplaints", tag = "sbb",
     params(CaseQuery),
     responses((status = 200, description = "A page of complaints", body = ComplaintPage), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb"])))]
 pub async fn list_complaints(
     State(state): State<AppState>,
     principal: Principal,
@@ -251,9 +253,13 @@ pub async fn list_complaints(
     principal.require(&[Role::Sbb])?;
     let limit = page_limit(query.limit)?;
     state.await_projection(cases::NAME, query.min_position).await?;
-    let rows =
-        cases::list::<Complaint>(&state.pool, query.company_id.as_deref(), query.after, limit + 1)
-            .await?;
+    let rows = cases::list::<Complaint>(
+        &state.pool,
+        super::company_filter(query.company_id.as_deref())?,
+        query.after,
+        limit + 1,
+    )
+    .await?;
     let (entries, next) = page(rows, limit, |e| e.id);
     let opener = state.vault.opener(entries.iter().map(|e| e.record.summary.sealed)).await?;
     let items = entries
@@ -392,7 +398,7 @@ pub(crate) async fn check_open_investigation(
 #[utoipa::path(post, path = "/v1/investigations", operation_id = "openInvestigation", tag = "sbb",
     request_body = OpenInvestigationRequest, params(CommandHeaders),
     responses((status = 201, description = "Opened", body = InvestigationAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb"])))]
 pub async fn open_investigation(
     SbbCommand(command): SbbCommand,
     AppJson(body): AppJson<OpenInvestigationRequest>,
@@ -451,7 +457,7 @@ pub async fn open_investigation(
     request_body = HearingRequest,
     params(("investigation_id" = String, Path, description = "The investigation"), CommandHeaders),
     responses((status = 202, description = "Recorded", body = InvestigationAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb"])))]
 pub async fn record_hearing(
     SbbCommand(command): SbbCommand,
     Path(raw_id): Path<String>,
@@ -484,7 +490,7 @@ fn exists(investigation: &Investigation, id: Uuid) -> Result<(), stagepact_store
     request_body = ConcludeRequest,
     params(("investigation_id" = String, Path, description = "The investigation"), CommandHeaders),
     responses((status = 202, description = "Concluded", body = InvestigationAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb"])))]
 pub async fn conclude_investigation(
     SbbCommand(command): SbbCommand,
     Path(raw_id): Path<String>,
@@ -523,7 +529,7 @@ pub async fn conclude_investigation(
 #[utoipa::path(get, path = "/v1/investigations/{investigation_id}", operation_id = "getInvestigation", tag = "sbb",
     params(("investigation_id" = String, Path, description = "The investigation"), ReadQuery),
     responses((status = 200, description = "The investigation", body = InvestigationView), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["sbb", "company"])))]
 pub async fn get_investigation(
     State(state): State<AppState>,
     principal: Principal,

@@ -22,8 +22,8 @@ use utoipa::ToSchema;
 
 use super::companies::{LocationBody, ReadQuery};
 use super::{
-    CommandContext, CommandHeaders, CommandProblems, Erased, ProtectedText, ReadProblems, accepted,
-    tagged, today,
+    CommandContext, CommandHeaders, CommandProblems, Erased, IdempotencyHeader, ProtectedText,
+    ReadProblems, accepted, tagged, today,
 };
 use crate::auth::{Principal, Role};
 use crate::extract::{AppJson, AppQuery, BulkJson, Fields, from_json_value};
@@ -271,7 +271,7 @@ async fn issue_keys(command: &CommandContext, subjects: &[String]) {
     request_body = EnrollStudentRequest,
     params(CommandHeaders),
     responses((status = 201, description = "Enrolled", body = StudentAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn enroll_student(
     command: CommandContext,
     AppJson(body): AppJson<EnrollStudentRequest>,
@@ -292,9 +292,9 @@ pub async fn enroll_student(
 /// information system (school). Idempotent: an unchanged student records nothing.
 #[utoipa::path(post, path = "/v1/students/import", operation_id = "importStudents", tag = "students",
     request_body = ImportStudentsRequest,
-    params(CommandHeaders),
+    params(IdempotencyHeader),
     responses((status = 200, description = "A result per item", body = ImportResult), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn import_students(
     command: CommandContext,
     BulkJson(body): BulkJson<ImportStudentsRequest>,
@@ -377,7 +377,7 @@ fn student_of(principal: &Principal, raw_id: &str) -> Result<(SchoolId, StudentN
     params(("student_id" = String, Path, description = "The school's number for the student"),
            CommandHeaders),
     responses((status = 202, description = "Recorded", body = StudentAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["student", "school"])))]
 pub async fn record_learning_wish(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -443,7 +443,7 @@ pub struct SupportNeedRequest {
     params(("student_id" = String, Path, description = "The school's number for the student"),
            CommandHeaders),
     responses((status = 202, description = "Recorded", body = StudentAccepted), CommandProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school"])))]
 pub async fn record_support_need(
     command: CommandContext,
     Path(raw_id): Path<String>,
@@ -512,7 +512,7 @@ fn view(entry: StudentEntry, opener: &Opener) -> StudentView {
            ("If-None-Match" = Option<String>, Header, description = "The ETag of a copy you hold")),
     responses((status = 200, description = "The student; ETag is its version", body = StudentView),
               (status = 304, description = "Not modified"), ReadProblems),
-    security(("bearer" = [])))]
+    security(("bearer" = ["school", "student"])))]
 pub async fn get_student(
     State(state): State<AppState>,
     principal: Principal,
