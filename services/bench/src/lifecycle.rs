@@ -30,9 +30,9 @@
 //!   Little's law), then paced at half that throughput, which shows the
 //!   latency of the operation itself below saturation.
 
-mod population;
+pub mod population;
 mod readers;
-mod walk;
+pub mod walk;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,7 +96,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     if options.statement_stats {
         dbstats::reset_statements(&env.pool).await?;
     }
-    let walk = walk::run(env, Arc::clone(&population)).await?;
+    let walk = walk::run(env, Arc::clone(&population), 0..count, None).await?;
     let walk_db = db_before.per_unit(DbCounters::read(&env.pool).await?, walk.commands);
     let walk_statements = statements(env, options).await?;
     if walk.errors > 0 {

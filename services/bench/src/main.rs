@@ -16,7 +16,9 @@
 //! schools forward (see `reports`). `--scenario matching` measures a
 //! school-size matching round through the API (see `matching_round`).
 //! `--scenario indicators` rebuilds the pact's indicators over a log of a
-//! million events and reads them (see `indicators`).
+//! million events and reads them (see `indicators`). `--scenario soak` runs
+//! lifecycles at 70% of the measured maximum for ten minutes with readers and
+//! the feed beside them, minute by minute (see `soak`).
 //!
 //! It prints a report and writes the same figures as JSON.
 
@@ -34,6 +36,7 @@ mod reads;
 mod reports;
 mod seed;
 mod setup;
+mod soak;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -72,6 +75,9 @@ enum Scenario {
     /// The pact's indicators over a log of about a million events: rebuild,
     /// then monitors reading `getIndicators`.
     Indicators,
+    /// Lifecycles at a share of the measured maximum rate for minutes, with
+    /// overview readers and a feed follower: flat rate, p99 and memory.
+    Soak,
 }
 
 /// Command-line options.
@@ -128,6 +134,22 @@ struct Args {
     /// Indicators scenario: concurrent monitors reading `getIndicators`.
     #[arg(long, default_value_t = 4)]
     indicator_readers: usize,
+    /// Soak scenario: minutes of the soak.
+    #[arg(long, default_value_t = 10)]
+    soak_minutes: u64,
+    /// Soak scenario: the command rate as a share of the measured maximum.
+    #[arg(long, default_value_t = 0.7)]
+    soak_share: f64,
+    /// Soak scenario: the highest maximum command rate (commands/s) the
+    /// population is sized for.
+    #[arg(long, default_value_t = 2_000.0)]
+    soak_rate_ceiling: f64,
+    /// Soak scenario: overview readers.
+    #[arg(long, default_value_t = 8)]
+    soak_readers: usize,
+    /// Soak scenario: overview requests per second, all readers together.
+    #[arg(long, default_value_t = 100.0)]
+    soak_read_rate: f64,
     /// Load pg_stat_statements and report the top statements of each load
     /// phase (a diagnostic: it slows PostgreSQL down a little).
     #[arg(long)]
@@ -147,6 +169,7 @@ impl Args {
             Scenario::Reports => results.join("reports.json"),
             Scenario::Matching => results.join("matching.json"),
             Scenario::Indicators => results.join("indicators.json"),
+            Scenario::Soak => results.join("soak.json"),
         })
     }
 }
@@ -226,6 +249,28 @@ async fn main() -> anyhow::Result<()> {
                 statement_stats: args.statement_stats,
             };
             indicators::run(&options, &header, &env).await
+        }
+        Scenario::Soak => {
+            anyhow::ensure!(
+                args.soak_minutes > 0
+                    && args.soak_share > 0.0
+                    && args.soak_share <= 1.0
+                    && args.soak_readers > 0
+                    && args.soak_read_rate > 0.0
+                    && args.soak_rate_ceiling > 0.0,
+                "--soak-minutes, --soak-readers, --soak-read-rate and --soak-rate-ceiling must be positive, --soak-share in (0, 1]"
+            );
+            let options = soak::Options {
+                clients: args.clients,
+                schools: args.schools,
+                offers_per_client: args.offers_per_client,
+                minutes: args.soak_minutes,
+                share: args.soak_share,
+                rate_ceiling: args.soak_rate_ceiling,
+                readers: args.soak_readers,
+                read_rate: args.soak_read_rate,
+            };
+            soak::run(&options, &header, &env).await
         }
     };
     env.stop().await?;

@@ -2,7 +2,9 @@
 //! the 13 commands of a whole lifecycle, one placement after another.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -68,6 +70,40 @@ pub const STEPS: [Step; 13] = [
     Step { name: "rateGuidance", path: "rating", caller: Caller::Student },
 ];
 
+/// An open-loop schedule shared by all clients (the soak): command `k` is due
+/// at `start + k × interval`, and no placement is begun after `deadline`. A
+/// client behind schedule sends at once, so the rate holds while the server
+/// keeps up, and a server that does not shows as latency, not a lower rate.
+#[derive(Debug)]
+pub struct Pacer {
+    start: tokio::time::Instant,
+    interval: Duration,
+    next: AtomicU64,
+    deadline: Instant,
+}
+
+impl Pacer {
+    /// `rate` commands per second in all, for `length`.
+    pub fn new(rate: f64, length: Duration) -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+            interval: Duration::from_secs_f64(1.0 / rate),
+            next: AtomicU64::new(0),
+            deadline: Instant::now() + length,
+        }
+    }
+
+    async fn wait(&self) {
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        let due = self.start + self.interval.mul_f64(k as f64);
+        tokio::time::sleep_until(due).await;
+    }
+
+    fn over(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
 /// Error bodies kept for the report.
 const FIRST_ERRORS: usize = 5;
 
@@ -129,6 +165,8 @@ struct ClientOutcome {
     error_kinds: BTreeMap<String, u64>,
     first_errors: Vec<FailedStep>,
     completed: Vec<usize>,
+    timeline: Vec<(f32, f32)>,
+    error_times: Vec<f32>,
 }
 
 /// What the lifecycle load measured.
@@ -158,6 +196,10 @@ pub struct WalkOutcome {
     pub completed_placements: Vec<usize>,
     /// CPU use during the load.
     pub cpu: CpuUse,
+    /// Every 2xx command as (seconds since the start, latency in ms).
+    pub timeline: Vec<(f32, f32)>,
+    /// When each failed command was sent, in seconds since the start.
+    pub error_times: Vec<f32>,
 }
 
 impl WalkOutcome {
@@ -172,9 +214,15 @@ impl WalkOutcome {
     }
 }
 
-/// Walks every placement of `population` through its lifecycle, `clients`
-/// at a time, on a runtime and HTTP client of their own.
-pub async fn run(env: &Env, population: Arc<Population>) -> anyhow::Result<WalkOutcome> {
+/// Walks the placements `range` of `population` through their lifecycle,
+/// `clients` at a time, on a runtime and HTTP client of their own; as fast as
+/// the server answers, or on `pacer`'s schedule.
+pub async fn run(
+    env: &Env,
+    population: Arc<Population>,
+    range: Range<usize>,
+    pacer: Option<Arc<Pacer>>,
+) -> anyhow::Result<WalkOutcome> {
     let clients = population.clients;
     let (runtime, http) = client_runtime(clients + 4)?;
     let bodies: Arc<Vec<String>> = Arc::new(bodies());
@@ -184,13 +232,15 @@ pub async fn run(env: &Env, population: Arc<Population>) -> anyhow::Result<WalkO
     for client in 0..clients {
         let (http, base) = (http.clone(), env.base.clone());
         let (population, bodies) = (Arc::clone(&population), Arc::clone(&bodies));
-        tasks.push(runtime.spawn(walk_client(http, base, population, bodies, client)));
+        let walk = Walk { population, bodies, range: range.clone(), pacer: pacer.clone(), start };
+        tasks.push(runtime.spawn(walk_client(http, base, walk, client)));
     }
     let mut latencies = vec![Vec::new(); STEPS.len()];
     let mut step_errors = vec![0; STEPS.len()];
     let mut error_kinds = BTreeMap::new();
     let mut first_errors = Vec::new();
     let mut completed_placements = Vec::new();
+    let (mut timeline, mut error_times) = (Vec::new(), Vec::new());
     for task in tasks {
         let outcome = task.await.context("a lifecycle client failed")?;
         for (all, own) in latencies.iter_mut().zip(outcome.latencies_ms) {
@@ -204,6 +254,8 @@ pub async fn run(env: &Env, population: Arc<Population>) -> anyhow::Result<WalkO
         }
         first_errors.extend(outcome.first_errors);
         completed_placements.extend(outcome.completed);
+        timeline.extend(outcome.timeline);
+        error_times.extend(outcome.error_times);
     }
     let elapsed = start.elapsed();
     let cpu = cpu_before.until(CpuSample::now());
@@ -215,7 +267,7 @@ pub async fn run(env: &Env, population: Arc<Population>) -> anyhow::Result<WalkO
     let completed = completed_placements.len() as u64;
     Ok(WalkOutcome {
         completed,
-        abandoned: population.students.len() as u64 - completed,
+        abandoned: range.len() as u64 - completed,
         commands: everything.len() as u64,
         errors,
         error_kinds,
@@ -226,26 +278,44 @@ pub async fn run(env: &Env, population: Arc<Population>) -> anyhow::Result<WalkO
         all: Summary::of(&everything),
         completed_placements,
         cpu,
+        timeline,
+        error_times,
     })
 }
 
-/// One client: its placements `client`, `client + clients`, ... in turn.
+/// What every client walks with.
+struct Walk {
+    population: Arc<Population>,
+    bodies: Arc<Vec<String>>,
+    range: Range<usize>,
+    pacer: Option<Arc<Pacer>>,
+    start: Instant,
+}
+
+/// One client: its placements of the range (those `p` with `p % clients ==
+/// client`, which use its own offers) in turn.
 async fn walk_client(
     http: reqwest::Client,
     base: String,
-    population: Arc<Population>,
-    bodies: Arc<Vec<String>>,
+    walk: Walk,
     client: usize,
 ) -> ClientOutcome {
+    let Walk { population, bodies, range, pacer, start } = walk;
     let mut outcome = ClientOutcome {
         latencies_ms: vec![Vec::new(); STEPS.len()],
         errors: vec![0; STEPS.len()],
         error_kinds: BTreeMap::new(),
         first_errors: Vec::new(),
         completed: Vec::new(),
+        timeline: Vec::new(),
+        error_times: Vec::new(),
     };
-    let placements = population.students.len();
-    for placement in (client..placements).step_by(population.clients) {
+    let clients = population.clients;
+    let first = range.start + (client + clients - range.start % clients) % clients;
+    for placement in (first..range.end).step_by(clients) {
+        if pacer.as_ref().is_some_and(|p| p.over()) {
+            break;
+        }
         let student = &population.students[placement];
         let school = &population.schools[student.school];
         let offer = population.offer_of(placement);
@@ -266,6 +336,9 @@ async fn walk_client(
                     (format!("{base}/v1/placements/{id}/{}", step.path), bodies[index].clone())
                 }
             };
+            if let Some(pacer) = &pacer {
+                pacer.wait().await;
+            }
             let sent = Instant::now();
             let request = http
                 .post(url)
@@ -275,7 +348,10 @@ async fn walk_client(
             let failure = match send(request).await {
                 Err(failure) => Some(failure),
                 Ok(bytes) => {
-                    outcome.latencies_ms[index].push(sent.elapsed().as_secs_f64() * 1000.0);
+                    let latency_ms = sent.elapsed().as_secs_f64() * 1000.0;
+                    outcome.latencies_ms[index].push(latency_ms);
+                    let at = (sent - start).as_secs_f32();
+                    outcome.timeline.push((at, latency_ms as f32));
                     if placement_id.is_none() {
                         placement_id = serde_json::from_slice::<Value>(bytes.as_ref())
                             .ok()
@@ -289,6 +365,7 @@ async fn walk_client(
             };
             if let Some(Failure { status, body }) = failure {
                 outcome.errors[index] += 1;
+                outcome.error_times.push((sent - start).as_secs_f32());
                 *outcome.error_kinds.entry(format!("{}: {status}", step.name)).or_insert(0) += 1;
                 if outcome.first_errors.len() < FIRST_ERRORS {
                     outcome.first_errors.push(FailedStep {
