@@ -28,10 +28,14 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start stagepact");
-        let server = Self { child, base: format!("http://127.0.0.1:{port}") };
+        let mut server = Self { child, base: format!("http://127.0.0.1:{port}") };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
+            // Exited (its port taken meanwhile, say): fail now, not after the wait.
+            if let Some(status) = server.child.try_wait().expect("try_wait") {
+                panic!("the server exited before it was ready: {status}");
+            }
             if let Ok(response) = client.get(format!("{}/health/ready", server.base)).send().await
                 && response.status() == StatusCode::OK
             {

@@ -151,18 +151,25 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         if text == "*" {
             return Ok(Self(None));
         }
-        let tag = text.strip_prefix("W/").unwrap_or(text);
-        let bare = match tag.strip_prefix('"') {
-            Some(quoted) => quoted.strip_suffix('"').unwrap_or(""),
-            None => tag,
-        };
-        match bare.parse::<i64>() {
-            Ok(version) if version >= 0 => Ok(Self(Some(version))),
-            _ => Err(ApiError::BadRequest(format!(
+        match entity_version(text) {
+            Some(version) => Ok(Self(Some(version))),
+            None => Err(ApiError::BadRequest(format!(
                 "If-Match must be the aggregate version as an entity tag, e.g. \"3\"; got {text:?}"
             ))),
         }
     }
+}
+
+/// The version in an entity tag, as the spec's pattern allows it: `"3"`,
+/// `W/"3"` or a bare `3`; 1 to 18 digits, no sign.
+fn entity_version(text: &str) -> Option<i64> {
+    let bare = match text.strip_prefix("W/").unwrap_or(text).strip_prefix('"') {
+        Some(quoted) => quoted.strip_suffix('"')?,
+        None if text.starts_with("W/") => return None,
+        None => text,
+    };
+    let digits = (1..=18).contains(&bare.len()) && bare.bytes().all(|b| b.is_ascii_digit());
+    digits.then(|| bare.parse().ok()).flatten()
 }
 
 /// Collects field errors while parsing a request into domain values.
@@ -190,6 +197,33 @@ impl Fields {
         match value {
             Some(value) if self.0.is_empty() => Ok(value),
             _ => Err(ApiError::Validation(self.0, None)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entity_version;
+
+    #[test]
+    fn if_match_takes_exactly_the_entity_tags_the_spec_allows() {
+        for (text, version) in [("\"3\"", 3), ("W/\"3\"", 3), ("3", 3), ("\"0\"", 0)] {
+            assert_eq!(entity_version(text), Some(version), "{text}");
+        }
+        let too_long = "1".repeat(19);
+        for text in [
+            "\"3",
+            "3\"",
+            "W/3",
+            "\"+3\"",
+            "\"-0\"",
+            "\"\"3\"\"",
+            "",
+            "\"\"",
+            "soon",
+            too_long.as_str(),
+        ] {
+            assert_eq!(entity_version(text), None, "{text}");
         }
     }
 }

@@ -10,9 +10,11 @@
 //!   database: a closed-loop lifecycle walk of `clients × 100` placements, as
 //!   fast as the server answers (the lifecycle scenario's method).
 //! - **The soak is open loop** ([`Pacer`]): command `k` is due at
-//!   `k ÷ rate`, whatever the answers before it, so a server that slowed
-//!   down would show as rising latency and a falling rate, not be hidden by
-//!   clients that wait for it.
+//!   `k ÷ rate`, whatever the answers before it, and its latency counts from
+//!   then, so a server that slowed down would show as rising latency, not be
+//!   hidden by clients that wait for it. Minutes are minutes of the schedule;
+//!   the commands of lifecycles still under way at the end (the drain) count
+//!   in the totals only.
 //! - **Memory is the resident set of this process**, which holds the
 //!   in-process API (its pools, caches and tasks) and the load generator;
 //!   the generator's own records grow by about 8 bytes a command (some
@@ -80,6 +82,11 @@ struct Minute {
 
 /// What a side task saw: (seconds since the start, milliseconds), or an error.
 type Samples = Vec<(f32, Result<f64, String>)>;
+
+/// The number of whole minutes in the soak.
+fn windows_len(minutes: u64) -> usize {
+    usize::try_from(minutes).unwrap_or(usize::MAX)
+}
 
 /// The resident set of this process, in MiB.
 fn rss_mib() -> f64 {
@@ -170,12 +177,16 @@ async fn follow_feed(
 
 /// Runs the scenario; the human report and the JSON figures.
 pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Result<(String, Value)> {
-    let Options { clients, schools, offers_per_client, minutes, share, .. } = *options;
+    let Options { clients, schools, minutes, share, .. } = *options;
     let length = Duration::from_secs(minutes * 60);
     let probe = clients * PROBE_PER_CLIENT;
     let soak_capacity = (options.rate_ceiling * share * length.as_secs_f64()
         / COMMANDS_PER_LIFECYCLE)
         .ceil() as usize;
+    // Enough offers that none needs more than the slots an offer may have.
+    let offers_per_client = options
+        .offers_per_client
+        .max((probe + soak_capacity).div_ceil(clients * population::MAX_SLOTS));
     let population = Arc::new(
         population::build(env, probe + soak_capacity, clients, schools, offers_per_client).await?,
     );
@@ -212,7 +223,9 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     );
     let (side, http) = client_runtime(options.readers + 4)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
+    // One clock for every sample: the schedule's.
+    let pacer = Arc::new(Pacer::new(rate, length));
+    let start = pacer.start();
     let per_reader = options.read_rate / options.readers as f64;
     let readers: Vec<_> = (0..options.readers)
         .map(|_| {
@@ -259,36 +272,51 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     let memory = memory.await.context("the memory sampler failed")?;
     side.shutdown_background();
 
-    // Per minute; the lifecycles begun before the deadline end a little after it.
-    let minute_of = |at: f32| (at.max(0.0) as u64 / 60).min(minutes - 1) as usize;
+    // Per minute of the schedule. The lifecycles under way at the deadline
+    // finish after it (the drain): their commands count in the totals and the
+    // error count, not in any minute.
     let mut windows: Vec<Minute> = (0..minutes).map(|_| Minute::default()).collect();
+    let mut drain = 0usize;
+    let mut drain_errors = 0u64;
+    let minute_of = |at: f32| {
+        let minute = (at.max(0.0) / 60.0) as usize;
+        (minute < windows_len(minutes)).then_some(minute)
+    };
     for &(at, ms) in &soaked.timeline {
-        windows[minute_of(at)].commands.push(f64::from(ms));
+        match minute_of(at) {
+            Some(m) => windows[m].commands.push(f64::from(ms)),
+            None => drain += 1,
+        }
     }
     for &at in &soaked.error_times {
-        windows[minute_of(at)].command_errors += 1;
+        match minute_of(at) {
+            Some(m) => windows[m].command_errors += 1,
+            None => drain_errors += 1,
+        }
     }
     for (at, result) in &reads {
+        let Some(m) = minute_of(*at) else { continue };
         match result {
-            Ok(ms) => windows[minute_of(*at)].reads.push(*ms),
-            Err(_) => windows[minute_of(*at)].read_errors += 1,
+            Ok(ms) => windows[m].reads.push(*ms),
+            Err(_) => windows[m].read_errors += 1,
         }
     }
     for (at, result) in &feed {
+        let Some(m) = minute_of(*at) else { continue };
         match result {
-            Ok(ms) => windows[minute_of(*at)].feed_lag.push(*ms),
-            Err(_) => windows[minute_of(*at)].feed_errors += 1,
+            Ok(ms) => windows[m].feed_lag.push(*ms),
+            Err(_) => windows[m].feed_errors += 1,
         }
     }
     for &(at, mib) in &memory {
-        let window = &mut windows[minute_of(at)];
-        window.rss_mib = window.rss_mib.max(mib);
+        let Some(m) = minute_of(at) else { continue };
+        windows[m].rss_mib = windows[m].rss_mib.max(mib);
     }
 
     let commands = |w: &Minute| Summary::of(&w.commands);
     let per_s = |w: &Minute| w.commands.len() as f64 / 60.0;
-    let errors: u64 =
-        windows.iter().map(|w| w.command_errors + w.read_errors + w.feed_errors).sum();
+    let errors = drain_errors
+        + windows.iter().map(|w| w.command_errors + w.read_errors + w.feed_errors).sum::<u64>();
     // The second minute is the reference: the first holds the warm-up.
     let reference = windows.get(1).unwrap_or(&windows[0]);
     let last = windows.last().unwrap_or(reference);
@@ -344,7 +372,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         ));
     }
     line(format!(
-        "  lifecycles completed: {}; commands: {}; errors (commands, reads, feed): {errors}",
+        "  lifecycles completed: {}; commands: {} ({drain} after the last minute, finishing lifecycles under way); errors (commands, reads, feed): {errors}",
         soaked.completed, soaked.commands
     ));
     line(format!(
@@ -385,6 +413,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         "soak": {
             "target_commands_per_s": round(rate),
             "commands": soaked.commands,
+            "commands_after_the_last_minute": drain,
             "lifecycles_completed": soaked.completed,
             "errors": errors,
             "minutes": minutes_json,

@@ -1396,6 +1396,7 @@ pub struct PlacementQuery {
     )]
     pub status: Option<String>,
     /// Only this student (a school's filter).
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     pub student_id: Option<String>,
     /// The `next` of the previous page.
     pub after: Option<Uuid>,

@@ -72,8 +72,10 @@ pub const STEPS: [Step; 13] = [
 
 /// An open-loop schedule shared by all clients (the soak): command `k` is due
 /// at `start + k × interval`, and no placement is begun after `deadline`. A
-/// client behind schedule sends at once, so the rate holds while the server
-/// keeps up, and a server that does not shows as latency, not a lower rate.
+/// client behind schedule sends at once, and its latency counts from the due
+/// time, not from when it got round to sending: a server that falls behind
+/// shows as latency (the wait for a free client included), not as a quietly
+/// lower rate.
 #[derive(Debug)]
 pub struct Pacer {
     start: tokio::time::Instant,
@@ -93,10 +95,17 @@ impl Pacer {
         }
     }
 
-    async fn wait(&self) {
+    /// Waits for the next command's turn; when it was due.
+    async fn wait(&self) -> Instant {
         let k = self.next.fetch_add(1, Ordering::Relaxed);
         let due = self.start + self.interval.mul_f64(k as f64);
         tokio::time::sleep_until(due).await;
+        due.into_std()
+    }
+
+    /// When the schedule began.
+    pub fn start(&self) -> Instant {
+        self.start.into_std()
     }
 
     fn over(&self) -> bool {
@@ -227,7 +236,8 @@ pub async fn run(
     let (runtime, http) = client_runtime(clients + 4)?;
     let bodies: Arc<Vec<String>> = Arc::new(bodies());
     let cpu_before = CpuSample::now();
-    let start = Instant::now();
+    // Paced, times count from the schedule's start, as the soak's other samples do.
+    let start = pacer.as_ref().map_or_else(Instant::now, |p| p.start());
     let mut tasks = Vec::new();
     for client in 0..clients {
         let (http, base) = (http.clone(), env.base.clone());
@@ -336,10 +346,10 @@ async fn walk_client(
                     (format!("{base}/v1/placements/{id}/{}", step.path), bodies[index].clone())
                 }
             };
-            if let Some(pacer) = &pacer {
-                pacer.wait().await;
-            }
-            let sent = Instant::now();
+            let sent = match &pacer {
+                Some(pacer) => pacer.wait().await,
+                None => Instant::now(),
+            };
             let request = http
                 .post(url)
                 .bearer_auth(token)
