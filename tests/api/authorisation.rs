@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use stagepact_api::auth::Role;
 
 use crate::fixtures::*;
-use crate::helpers::{TestApp, company, grant, reason, spawn_app};
+use crate::helpers::{TestApp, await_projections, company, grant, reason, spawn_app};
 
 const ROLES: [Role; 5] = [Role::Student, Role::School, Role::Company, Role::Sbb, Role::Monitor];
 
@@ -623,21 +623,7 @@ impl TestApp {
     /// model) and no reaction to the preparation lands among the calls.
     async fn settled(&self) {
         let head = self.stamped_head().await;
-        let patience = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let behind: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM projection_checkpoints WHERE position < $1",
-            )
-            .bind(head)
-            .fetch_one(&self.pool)
-            .await
-            .expect("checkpoints");
-            if behind == 0 {
-                return;
-            }
-            assert!(tokio::time::Instant::now() < patience, "projections stay behind {head}");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        await_projections(&self.pool, head, std::time::Duration::from_secs(30)).await;
     }
 }
 

@@ -15,7 +15,9 @@ use stagepact_pgcluster::{Cluster, ClusterOptions, PgBinaries};
 use stagepact_store::DbSettings;
 
 use crate::fixtures::{SCHOOL, born_years_before_start, enrolment, offer_body};
-use crate::helpers::{SECRET, company, grant, hs256_config, problem, spawn_app_on};
+use crate::helpers::{
+    SECRET, TestApp, await_projections, company, grant, hs256_config, problem, spawn_app_on,
+};
 use crate::server::{BIN, Server};
 
 /// The subject of the storm's commands: their events record it.
@@ -267,20 +269,7 @@ async fn sigkill_in_a_command_storm_loses_nothing_acknowledged_and_projections_e
         .fetch_one(&pool)
         .await
         .expect("head");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let behind: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM projection_checkpoints WHERE position < $1")
-                .bind(head)
-                .fetch_one(&pool)
-                .await
-                .expect("checkpoints");
-        if behind == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "projections did not catch up after the restart");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    await_projections(&pool, head, Duration::from_secs(30)).await;
     server.terminate();
     server.wait(Duration::from_secs(30));
     let live = read_models(&pool).await;
@@ -302,6 +291,19 @@ async fn sigkill_in_a_command_storm_loses_nothing_acknowledged_and_projections_e
     let rebuilt = read_models(&pool).await;
     for (table, rows) in &live {
         assert_eq!(rebuilt.get(table), Some(rows), "{table}: live and rebuilt differ");
+    }
+}
+
+/// Polls `/health/ready` until it answers `status`; fails after `patience`.
+async fn readiness_turns(app: &TestApp, status: StatusCode, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    loop {
+        let ready = app.client.get(app.url("/health/ready")).send().await.expect("ready");
+        if ready.status() == status {
+            return;
+        }
+        assert!(Instant::now() < deadline, "readiness did not turn {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -370,15 +372,7 @@ async fn a_stopped_database_gives_quick_503s_and_the_api_recovers_by_itself() {
         .expect("join")
         .expect("stop PostgreSQL");
     // While it is down: readiness is red, a command is a 503 problem, quickly.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ready = app.client.get(app.url("/health/ready")).send().await.expect("ready");
-        if ready.status() == StatusCode::SERVICE_UNAVAILABLE {
-            break;
-        }
-        assert!(Instant::now() < deadline, "readiness stayed green with the database down");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    readiness_turns(&app, StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)).await;
     let started = Instant::now();
     let response = app.post("/v1/companies", &sbb, company("pg-2", "Utrecht")).await;
     let body = problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
@@ -389,15 +383,7 @@ async fn a_stopped_database_gives_quick_503s_and_the_api_recovers_by_itself() {
     let cluster = start(binaries, options).await;
     let restarted_at = Instant::now();
     // It recovers by itself: ready again, commands accepted, projections moving.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = app.client.get(app.url("/health/ready")).send().await.expect("ready");
-        if ready.status() == StatusCode::OK {
-            break;
-        }
-        assert!(Instant::now() < deadline, "readiness did not turn green again");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    readiness_turns(&app, StatusCode::OK, Duration::from_secs(30)).await;
     let position = app.recognised_company("pg-3").await;
     let view = app.company_at("pg-3", position, &sbb).await;
     assert_eq!(view["status"], "active", "{view}");

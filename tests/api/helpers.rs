@@ -207,6 +207,25 @@ impl TestApp {
     }
 }
 
+/// Waits until every projection and process manager on `pool` has applied
+/// the log up to `head`; fails after `patience`.
+pub async fn await_projections(pool: &PgPool, head: i64, patience: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let behind: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM projection_checkpoints WHERE position < $1")
+                .bind(head)
+                .fetch_one(pool)
+                .await
+                .expect("checkpoints");
+        if behind == 0 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "projections stay behind {head}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// The log position a command response carries.
 pub async fn position_of(response: Response) -> i64 {
     assert!(response.status().is_success(), "command failed: {}", response.status());
