@@ -144,6 +144,11 @@ struct Args {
     /// population is sized for.
     #[arg(long, default_value_t = 2_000.0)]
     soak_rate_ceiling: f64,
+    /// Soak scenario: a fixed command rate (commands/s) instead of the share
+    /// of the measured maximum, to compare runs on a machine whose maximum
+    /// varies from run to run (the maximum is still measured and reported).
+    #[arg(long)]
+    soak_rate: Option<f64>,
     /// Soak scenario: overview readers.
     #[arg(long, default_value_t = 8)]
     soak_readers: usize,
@@ -154,10 +159,30 @@ struct Args {
     /// phase (a diagnostic: it slows PostgreSQL down a little).
     #[arg(long)]
     statement_stats: bool,
+    /// A PostgreSQL setting for the private cluster, `KEY=VALUE`; repeatable
+    /// (an experiment: the recorded results use the cluster's defaults).
+    #[arg(long = "pg-setting", value_parser = parse_setting)]
+    pg_settings: Vec<(String, String)>,
+    /// Make PostgreSQL log autovacuum, checkpoints, lock waits, slow
+    /// statements and temporary files (with millisecond timestamps) and copy
+    /// its log here at the end: a diagnostic for stalls.
+    #[arg(long)]
+    pg_log: Option<PathBuf>,
     /// Where to write the JSON results [default: bench-results/latest.json,
     /// or bench-results/<scenario>.json for the lifecycle and reports scenarios].
     #[arg(long)]
     output: Option<PathBuf>,
+}
+
+/// `KEY=VALUE`, for `--pg-setting`.
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            // The value as given: trailing spaces can matter (`log_line_prefix`).
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
 }
 
 impl Args {
@@ -209,7 +234,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let machine = Machine::read();
     eprintln!("starting a private durable PostgreSQL and the API ...");
-    let env = Env::start(args.clients, args.statement_stats).await?;
+    let env =
+        Env::start(args.clients, args.statement_stats, args.pg_log.is_some(), &args.pg_settings)
+            .await?;
     let header = Header::of(&machine, &env);
     let result = match args.scenario {
         Scenario::Commands => run(&args, &header, &env).await,
@@ -257,8 +284,9 @@ async fn main() -> anyhow::Result<()> {
                     && args.soak_share <= 1.0
                     && args.soak_readers > 0
                     && args.soak_read_rate > 0.0
-                    && args.soak_rate_ceiling > 0.0,
-                "--soak-minutes, --soak-readers, --soak-read-rate and --soak-rate-ceiling must be positive, --soak-share in (0, 1]"
+                    && args.soak_rate_ceiling > 0.0
+                    && args.soak_rate.is_none_or(|rate| rate > 0.0),
+                "--soak-minutes, --soak-readers, --soak-read-rate and --soak-rate-ceiling and --soak-rate must be positive, --soak-share in (0, 1]"
             );
             let options = soak::Options {
                 clients: args.clients,
@@ -269,10 +297,17 @@ async fn main() -> anyhow::Result<()> {
                 rate_ceiling: args.soak_rate_ceiling,
                 readers: args.soak_readers,
                 read_rate: args.soak_read_rate,
+                rate: args.soak_rate,
             };
             soak::run(&options, &header, &env).await
         }
     };
+    if let Some(path) = &args.pg_log {
+        // Copied before the stop, which deletes the cluster's directory.
+        std::fs::copy(env.pg_log(), path)
+            .with_context(|| format!("copying PostgreSQL's log to {}", path.display()))?;
+        eprintln!("PostgreSQL's log copied to {}", path.display());
+    }
     env.stop().await?;
     let (report, figures) = result?;
     println!("{report}");
@@ -488,4 +523,20 @@ async fn run(args: &Args, header: &Header, env: &Env) -> anyhow::Result<(String,
         },
     });
     Ok((r, header.figures(rest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_setting;
+
+    #[test]
+    fn a_setting_is_key_equals_value() {
+        assert_eq!(parse_setting("max_wal_size=4GB"), Ok(("max_wal_size".into(), "4GB".into())));
+        assert_eq!(
+            parse_setting("log_line_prefix=%m [%p] "),
+            Ok(("log_line_prefix".into(), "%m [%p] ".into()))
+        );
+        assert!(parse_setting("max_wal_size").is_err());
+        assert!(parse_setting("=4GB").is_err());
+    }
 }

@@ -22,6 +22,19 @@ pub const DATABASE: &str = "stagepact_bench";
 /// How long the benchmark's tokens are valid: longer than any run.
 const TOKEN_SECONDS: u64 = 4 * 3600;
 
+/// What `--pg-log` makes PostgreSQL log, to find what stalls a load: every
+/// autovacuum and checkpoint, lock waits over 100 ms, statements over 100 ms
+/// and temporary files, each line with a millisecond timestamp.
+pub const DIAGNOSTIC_SETTINGS: [(&str, &str); 7] = [
+    ("log_line_prefix", "%m [%p] "),
+    ("log_autovacuum_min_duration", "0"),
+    ("log_checkpoints", "on"),
+    ("log_lock_waits", "on"),
+    ("deadlock_timeout", "100ms"),
+    ("log_min_duration_statement", "100"),
+    ("log_temp_files", "0"),
+];
+
 /// Everything a phase needs.
 pub struct Env {
     /// The PostgreSQL programs (for `pgbench`).
@@ -52,8 +65,18 @@ pub struct Env {
 
 impl Env {
     /// Starts the cluster and the API. `clients` sizes the HTTP connection pool;
-    /// `statement_stats` loads `pg_stat_statements` (which costs some throughput).
-    pub async fn start(clients: usize, statement_stats: bool) -> anyhow::Result<Self> {
+    /// `statement_stats` loads `pg_stat_statements` (which costs some throughput);
+    /// `log_diagnostics` makes PostgreSQL log what can stall a load (see
+    /// [`DIAGNOSTIC_SETTINGS`]) with millisecond timestamps; `settings` are
+    /// passed to PostgreSQL after these.
+    pub async fn start(
+        clients: usize,
+        statement_stats: bool,
+        log_diagnostics: bool,
+        settings: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let settings = settings.to_vec();
+        let extra_names: Vec<String> = settings.iter().map(|(name, _)| name.clone()).collect();
         let dir = tempfile::Builder::new()
             .prefix("stagepact-bench-")
             .tempdir()
@@ -68,11 +91,13 @@ impl Env {
                 data_dir,
                 durable: true,
                 max_connections: 300,
-                extra_settings: if statement_stats {
-                    vec![("shared_preload_libraries".to_owned(), "pg_stat_statements".to_owned())]
-                } else {
-                    Vec::new()
-                },
+                extra_settings: statement_stats
+                    .then_some(("shared_preload_libraries", "pg_stat_statements"))
+                    .into_iter()
+                    .chain(DIAGNOSTIC_SETTINGS.iter().copied().filter(|_| log_diagnostics))
+                    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                    .chain(settings)
+                    .collect(),
             };
             let cluster = Cluster::start(&binaries, options).context("starting PostgreSQL")?;
             cluster.create_database(DATABASE).context("creating the benchmark database")?;
@@ -96,9 +121,21 @@ impl Env {
             .await
             .context("reading the version")?;
         let mut pg_settings = Vec::new();
-        for name in
-            ["fsync", "synchronous_commit", "full_page_writes", "wal_sync_method", "shared_buffers"]
-        {
+        // The durability settings, and any the run was started with (so an
+        // experiment's report says what it changed).
+        const DURABILITY: [&str; 5] = [
+            "fsync",
+            "synchronous_commit",
+            "full_page_writes",
+            "wal_sync_method",
+            "shared_buffers",
+        ];
+        let reported = DURABILITY
+            .into_iter()
+            .map(str::to_owned)
+            .chain(extra_names.into_iter().filter(|name| !DURABILITY.contains(&name.as_str())));
+        for name in reported {
+            let name = name.as_str();
             let value: String = sqlx::query_scalar("SELECT current_setting($1)")
                 .bind(name)
                 .fetch_one(&pool)
@@ -179,6 +216,11 @@ impl Env {
             student.map(str::to_owned),
             TOKEN_SECONDS,
         )?)
+    }
+
+    /// PostgreSQL's log (its diagnostics when started with `log_diagnostics`).
+    pub fn pg_log(&self) -> &std::path::Path {
+        self.cluster.log_file()
     }
 
     /// Where the benchmark keeps scratch files (pgbench script and logs).

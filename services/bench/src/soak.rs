@@ -7,8 +7,11 @@
 //! Why it is built this way:
 //!
 //! - **The maximum is measured in the same run**, on the same population and
-//!   database: a closed-loop lifecycle walk of `clients × 100` placements, as
-//!   fast as the server answers (the lifecycle scenario's method).
+//!   database: a closed-loop lifecycle walk of `clients × 600` placements, as
+//!   fast as the server answers (the lifecycle scenario's method), long
+//!   enough to include autovacuum and a checkpoint: 70 % of a few seconds'
+//!   burst on a freshly analysed database kept both cores busy (96 %) and
+//!   queued commands for seconds.
 //! - **The soak is open loop** ([`Pacer`]): command `k` is due at
 //!   `k ÷ rate`, whatever the answers before it, and its latency counts from
 //!   then, so a server that slowed down would show as rising latency, not be
@@ -20,6 +23,11 @@
 //!   the generator's own records grow by about 8 bytes a command (some
 //!   4 MB over the run), a bound on what it adds. PostgreSQL's memory is its
 //!   own (shared buffers, fixed) and not counted.
+//! - **Stalls are traced**: per minute the machine's CPU and its CPU time per
+//!   command; the seconds with the slowest commands, on the wall clock (to
+//!   find in PostgreSQL's log with `--pg-log`); and the longest-open writing
+//!   transactions, which hold back the log's stamping and so every command's
+//!   answer (`stagepact_store::log`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,17 +40,27 @@ use crate::header::Header;
 use crate::http_load::client_runtime;
 use crate::lifecycle::population;
 use crate::lifecycle::walk::{self, Pacer};
+use crate::machine::{CpuSample, CpuUse};
 use crate::setup::Env;
 use crate::stats::{Summary, round};
 
 /// Commands of one lifecycle.
 const COMMANDS_PER_LIFECYCLE: f64 = 13.0;
+/// Most slots per offer in the soak's population (the API allows 1,000).
+const SLOTS_PER_OFFER: usize = 50;
 /// Placements per client of the maximum-rate walk.
-const PROBE_PER_CLIENT: usize = 100;
+/// Long enough (about two minutes on a 2-core machine) to take in
+/// autovacuum's rounds, one a minute, and a checkpoint's writes: a maximum
+/// measured on a freshly analysed database in a few seconds is a burst the
+/// server cannot hold (`BENCHMARKS.md`, "Soak").
+const PROBE_PER_CLIENT: usize = 600;
 /// Flatness: the rate of every minute at least this share of the target.
 const RATE_FLOOR: f64 = 0.95;
 /// Flatness: p99 of the last minute at most this many times the second's.
 const P99_GROWTH_MAX: f64 = 1.5;
+/// Steadiness: no minute's p99 (the first, the warm-up, aside) above this
+/// many times the median minute's.
+const P99_SPREAD_MAX: f64 = 2.0;
 /// Flatness: resident memory at the end at most this many times the second
 /// minute's.
 const MEMORY_GROWTH_MAX: f64 = 1.10;
@@ -66,6 +84,8 @@ pub struct Options {
     pub readers: usize,
     /// Overview requests per second, all readers together.
     pub read_rate: f64,
+    /// A fixed soak rate instead of `share` × the measured maximum.
+    pub rate: Option<f64>,
 }
 
 /// One minute of the soak.
@@ -78,10 +98,107 @@ struct Minute {
     feed_lag: Vec<f64>,
     feed_errors: u64,
     rss_mib: f64,
+    /// The machine's CPU from the minute's first sample to the next minute's.
+    cpu: Option<CpuUse>,
 }
 
 /// What a side task saw: (seconds since the start, milliseconds), or an error.
 type Samples = Vec<(f32, Result<f64, String>)>;
+
+/// How often the oldest open writing transaction is looked up.
+const HOLDER_POLL: Duration = Duration::from_millis(20);
+
+/// The oldest writing transaction seen open (one with a transaction id, so
+/// one that holds back the event log's stamping frontier; see
+/// `stagepact_store::log`): when, for how long it had been open, and what it
+/// was doing.
+#[derive(Debug, Clone)]
+struct Holder {
+    at: f32,
+    open_ms: f64,
+    what: String,
+}
+
+/// Samples the oldest open writing transaction every [`HOLDER_POLL`] until
+/// `stop`; per second of the schedule, the longest open.
+async fn watch_holders(pool: sqlx::PgPool, start: Instant, stop: Arc<AtomicBool>) -> Vec<Holder> {
+    let mut worst: Vec<Holder> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let row: Result<Option<(f64, String)>, _> = sqlx::query_as(
+            "SELECT extract(epoch FROM clock_timestamp() - xact_start)::float8 * 1000,
+                    state || ': ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 160)
+               FROM pg_stat_activity
+              WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+              ORDER BY xact_start LIMIT 1",
+        )
+        .fetch_optional(&pool)
+        .await;
+        if let Ok(Some((open_ms, what))) = row {
+            let at = start.elapsed().as_secs_f32();
+            match worst.last_mut() {
+                Some(last) if last.at as u64 == at as u64 => {
+                    if open_ms > last.open_ms {
+                        *last = Holder { at, open_ms, what };
+                    }
+                }
+                _ => worst.push(Holder { at, open_ms, what }),
+            }
+        }
+        tokio::time::sleep(HOLDER_POLL).await;
+    }
+    worst
+}
+
+/// The whole machine's busy CPU time of a minute per command due in it, in
+/// ms (readers and the feed included: their load is the same every minute).
+fn cpu_ms_per_command(minute: &Minute) -> f64 {
+    minute.cpu.map_or(0.0, |cpu| {
+        cpu.machine_busy * cpu.wall_core_s * 1000.0 / minute.commands.len().max(1) as f64
+    })
+}
+
+/// How many of the slowest seconds the report lists.
+const SLOWEST_SECONDS: usize = 10;
+
+/// One second of the schedule, by the slowest command due in it.
+#[derive(Debug)]
+struct Second {
+    offset: usize,
+    wall: String,
+    max_ms: f64,
+    commands: usize,
+}
+
+/// The [`SLOWEST_SECONDS`] seconds of the soak whose slowest command was
+/// slowest, slowest first, with their time on the wall clock: where to look
+/// in PostgreSQL's log (`--pg-log`) for what stalled.
+fn slowest_seconds(
+    timeline: &[(f32, f32)],
+    minutes: u64,
+    wall_start: chrono::DateTime<chrono::Utc>,
+) -> Vec<Second> {
+    let mut seconds = vec![(0usize, 0f64); windows_len(minutes).saturating_mul(60)];
+    for &(at, ms) in timeline {
+        if let Some(second) = seconds.get_mut(at.max(0.0) as usize) {
+            second.0 += 1;
+            second.1 = second.1.max(f64::from(ms));
+        }
+    }
+    let mut ranked: Vec<_> = seconds.into_iter().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+    ranked
+        .into_iter()
+        .take(SLOWEST_SECONDS)
+        .map(|(offset, (commands, max_ms))| Second {
+            offset,
+            wall: (wall_start + chrono::Duration::seconds(offset as i64))
+                .format("%H:%M:%S UTC")
+                .to_string(),
+            max_ms,
+            commands,
+        })
+        .collect()
+}
 
 /// The number of whole minutes in the soak.
 fn windows_len(minutes: u64) -> usize {
@@ -183,10 +300,12 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     let soak_capacity = (options.rate_ceiling * share * length.as_secs_f64()
         / COMMANDS_PER_LIFECYCLE)
         .ceil() as usize;
-    // Enough offers that none needs more than the slots an offer may have.
-    let offers_per_client = options
-        .offers_per_client
-        .max((probe + soak_capacity).div_ceil(clients * population::MAX_SLOTS));
+    // Enough offers that none has more than a large company's slots: an
+    // offer's cost grows with its reservations (its aggregate and read model
+    // hold them), and an hour of placements on a few offers of a thousand
+    // slots each would measure that growth, not the soak.
+    let offers_per_client =
+        options.offers_per_client.max((probe + soak_capacity).div_ceil(clients * SLOTS_PER_OFFER));
     let population = Arc::new(
         population::build(env, probe + soak_capacity, clients, schools, offers_per_client).await?,
     );
@@ -198,7 +317,11 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         bail!("the maximum-rate walk had {} errors: {:?}", max.errors, max.error_kinds);
     }
     let max_rate = max.commands_per_s();
-    let rate = share * max_rate;
+    let rate = options.rate.unwrap_or(share * max_rate);
+    let basis = match options.rate {
+        Some(_) => format!("fixed; {:.2} × the maximum", rate / max_rate),
+        None => format!("{share} × the maximum"),
+    };
     if max_rate > options.rate_ceiling {
         bail!(
             "the maximum {max_rate:.0} commands/s is above the ceiling the population was sized for: raise --soak-rate-ceiling"
@@ -218,7 +341,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         .context("the log's head")?;
 
     eprintln!(
-        "soak: {minutes} min at {rate:.0} commands/s ({share} × {max_rate:.0}), {} overview reads/s, a school's feed ...",
+        "soak: {minutes} min at {rate:.0} commands/s ({basis}, {max_rate:.0}), {} overview reads/s, a school's feed ...",
         options.read_rate
     );
     let (side, http) = client_runtime(options.readers + 4)?;
@@ -226,6 +349,9 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     // One clock for every sample: the schedule's.
     let pacer = Arc::new(Pacer::new(rate, length));
     let start = pacer.start();
+    let holders = side.spawn(watch_holders(env.pool.clone(), start, Arc::clone(&stop)));
+    // The schedule's start on the wall clock, to find a stall in PostgreSQL's log.
+    let wall_start = chrono::Utc::now();
     let per_reader = options.read_rate / options.readers as f64;
     let readers: Vec<_> = (0..options.readers)
         .map(|_| {
@@ -253,13 +379,12 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         side.spawn(async move {
             let mut samples = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                samples.push((start.elapsed().as_secs_f32(), rss_mib()));
+                samples.push((start.elapsed().as_secs_f32(), rss_mib(), CpuSample::now()));
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
             samples
         })
     };
-    let pacer = Arc::new(Pacer::new(rate, length));
     let soaked =
         walk::run(env, Arc::clone(&population), probe..population.students.len(), Some(pacer))
             .await?;
@@ -270,6 +395,9 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     }
     let feed = feed.await.context("the feed follower failed")?;
     let memory = memory.await.context("the memory sampler failed")?;
+    let mut holders = holders.await.context("the transaction watcher failed")?;
+    holders.sort_by(|a, b| b.open_ms.total_cmp(&a.open_ms));
+    holders.truncate(SLOWEST_SECONDS);
     side.shutdown_background();
 
     // Per minute of the schedule. The lifecycles under way at the deadline
@@ -308,11 +436,28 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
             Err(_) => windows[m].feed_errors += 1,
         }
     }
-    for &(at, mib) in &memory {
+    for &(at, mib, _) in &memory {
         let Some(m) = minute_of(at) else { continue };
         windows[m].rss_mib = windows[m].rss_mib.max(mib);
     }
+    // Each minute's CPU, from its first sample to the first of the next
+    // minute (or the last sample): whether a command costs more as the
+    // database grows, which latency alone cannot tell from a stall.
+    let firsts: Vec<(usize, CpuSample)> = memory
+        .iter()
+        .filter_map(|&(at, _, cpu)| Some((minute_of(at)?, cpu)))
+        .fold(Vec::new(), |mut firsts, (m, cpu)| {
+            if firsts.last().is_none_or(|&(last, _)| last != m) {
+                firsts.push((m, cpu));
+            }
+            firsts
+        });
+    let ends = firsts.iter().skip(1).map(|&(_, cpu)| cpu).chain(memory.last().map(|s| s.2));
+    for (&(m, from), to) in firsts.iter().zip(ends) {
+        windows[m].cpu = Some(from.until(to));
+    }
 
+    let slowest_seconds = slowest_seconds(&soaked.timeline, minutes, wall_start);
     let commands = |w: &Minute| Summary::of(&w.commands);
     let per_s = |w: &Minute| w.commands.len() as f64 / 60.0;
     let errors = drain_errors
@@ -325,6 +470,11 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     let memory_growth = last.rss_mib / reference.rss_mib.max(f64::EPSILON);
     let rate_met = slowest >= RATE_FLOOR * rate;
     let p99_met = p99_growth <= P99_GROWTH_MAX;
+    let mut p99s: Vec<f64> = windows.iter().skip(1).map(|w| commands(w).p99).collect();
+    p99s.sort_by(f64::total_cmp);
+    let p99_spread = p99s.last().copied().unwrap_or_default()
+        / p99s.get(p99s.len() / 2).copied().unwrap_or_default().max(f64::EPSILON);
+    let spread_met = p99_spread <= P99_SPREAD_MAX;
     let memory_met = memory_growth <= MEMORY_GROWTH_MAX;
     let pass = |ok: bool| if ok { "met" } else { "MISSED" };
 
@@ -350,15 +500,13 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         max.errors
     ));
     line(String::new());
-    line(format!(
-        "-- soak: {minutes} min at {rate:.1} commands/s ({share} × the maximum), open loop --"
-    ));
-    line("  min  commands/s  cmd p50  cmd p99  errors  reads/s  read p99  feed ev/s  feed lag p99  RSS MiB".into());
+    line(format!("-- soak: {minutes} min at {rate:.1} commands/s ({basis}), open loop --"));
+    line("  min  commands/s  cmd p50  cmd p99  errors  reads/s  read p99  feed ev/s  feed lag p99  RSS MiB  CPU %  CPU ms/cmd".into());
     for (index, w) in windows.iter().enumerate() {
         let reads = Summary::of(&w.reads);
         let lag = Summary::of(&w.feed_lag);
         line(format!(
-            "  {:>3}  {:>10.1}  {:>7.1}  {:>7.1}  {:>6}  {:>7.1}  {:>8.1}  {:>9.1}  {:>12.1}  {:>7.1}",
+            "  {:>3}  {:>10.1}  {:>7.1}  {:>7.1}  {:>6}  {:>7.1}  {:>8.1}  {:>9.1}  {:>12.1}  {:>7.1}  {:>5.1}  {:>10.2}",
             index + 1,
             per_s(w),
             commands(w).p50,
@@ -369,16 +517,32 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
             w.feed_lag.len() as f64 / 60.0,
             lag.p99,
             w.rss_mib,
+            w.cpu.map_or(0.0, |cpu| cpu.machine_busy * 100.0),
+            cpu_ms_per_command(w),
         ));
     }
     line(format!(
         "  lifecycles completed: {}; commands: {} ({drain} after the last minute, finishing lifecycles under way); errors (commands, reads, feed): {errors}",
         soaked.completed, soaked.commands
     ));
+    line(format!("  the {SLOWEST_SECONDS} seconds with the slowest command (due in that second):"));
+    for second in &slowest_seconds {
+        line(format!(
+            "    {:>4} s  {}  slowest {:>7.1} ms  {:>4} commands",
+            second.offset, second.wall, second.max_ms, second.commands
+        ));
+    }
     line(format!(
-        "  flat: slowest minute {slowest:.1} commands/s (>= {RATE_FLOOR} × {rate:.1}: {}); p99 last ÷ minute 2 = {p99_growth:.2} (<= {P99_GROWTH_MAX}: {}); RSS last ÷ minute 2 = {memory_growth:.3} (<= {MEMORY_GROWTH_MAX}: {}); zero errors: {}",
+        "  the {SLOWEST_SECONDS} longest-open writing transactions (they hold back the log's stamping):"
+    ));
+    for holder in &holders {
+        line(format!("    {:>6.1} s  open {:>7.1} ms  {}", holder.at, holder.open_ms, holder.what));
+    }
+    line(format!(
+        "  flat: slowest minute {slowest:.1} commands/s (>= {RATE_FLOOR} × {rate:.1}: {}); p99 last ÷ minute 2 = {p99_growth:.2} (<= {P99_GROWTH_MAX}: {}); p99 highest ÷ median minute = {p99_spread:.2} (<= {P99_SPREAD_MAX}: {}); RSS last ÷ minute 2 = {memory_growth:.3} (<= {MEMORY_GROWTH_MAX}: {}); zero errors: {}",
         pass(rate_met),
         pass(p99_met),
+        pass(spread_met),
         pass(memory_met),
         pass(errors == 0)
     ));
@@ -397,13 +561,15 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
                 "feed_lag": Summary::of(&w.feed_lag).to_json(),
                 "feed_errors": w.feed_errors,
                 "rss_mib": round(w.rss_mib),
+                "cpu_busy_percent": round(w.cpu.map_or(0.0, |cpu| cpu.machine_busy * 100.0)),
+                "cpu_ms_per_command": round(cpu_ms_per_command(w)),
             })
         })
         .collect();
     let rest = json!({
         "parameters": {
             "clients": clients, "schools": schools, "offers_per_client": offers_per_client,
-            "minutes": minutes, "share": share, "readers": options.readers,
+            "minutes": minutes, "share": share, "fixed_rate": options.rate, "readers": options.readers,
             "read_rate": options.read_rate,
         },
         "maximum": {
@@ -417,10 +583,17 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
             "lifecycles_completed": soaked.completed,
             "errors": errors,
             "minutes": minutes_json,
+            "slowest_seconds": slowest_seconds.iter().map(|s| json!({
+                "offset_s": s.offset, "utc": s.wall, "max_ms": round(s.max_ms), "commands": s.commands,
+            })).collect::<Vec<_>>(),
+            "longest_open_writing_transactions": holders.iter().map(|h| json!({
+                "at_s": round(f64::from(h.at)), "open_ms": round(h.open_ms), "what": h.what,
+            })).collect::<Vec<_>>(),
             "slowest_commands_per_s": round(slowest),
             "p99_growth": round(p99_growth),
+            "p99_spread": round(p99_spread),
             "memory_growth": round(memory_growth),
-            "met": {"rate": rate_met, "p99": p99_met, "memory": memory_met, "errors": errors == 0},
+            "met": {"rate": rate_met, "p99": p99_met, "p99_spread": spread_met, "memory": memory_met, "errors": errors == 0},
         },
     });
     Ok((r, header.figures(rest)))

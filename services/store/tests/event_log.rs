@@ -222,3 +222,42 @@ proptest! {
         runtime.block_on(concurrent_writers_against_one_reader(writers));
     }
 }
+
+/// ANALYZE skips the JSON documents: computing their statistics (every sampled
+/// payload detoasted and compared) made autovacuum's ANALYZE of the log stall
+/// commands under load, and no query plans on them (migration 0011).
+#[tokio::test]
+async fn analyze_keeps_no_statistics_of_json_documents() {
+    let pool = fresh_pool().await.expect("pool");
+    for sequence in 0..50 {
+        append(&pool, &format!("doc-{}", sequence % 5), sequence).await;
+    }
+    sqlx::query("ANALYZE events").execute(&pool).await.expect("analyze");
+    let analysed: Vec<String> = sqlx::query_scalar(
+        "SELECT attname::text FROM pg_stats
+          WHERE schemaname = current_schema() AND tablename = 'events' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("pg_stats");
+    assert!(analysed.contains(&"aggregate_id".to_owned()), "ANALYZE ran: {analysed:?}");
+    assert!(
+        !analysed.iter().any(|column| column == "payload" || column == "metadata"),
+        "the documents were analysed: {analysed:?}"
+    );
+    // Every document column of every table, including tables added later.
+    let with_statistics: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname || '.' || a.attname
+           FROM pg_attribute a
+           JOIN pg_class c ON c.oid = a.attrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = current_schema() AND c.relkind = 'r'
+            AND a.atttypid = 'jsonb'::regtype AND a.attnum > 0 AND NOT a.attisdropped
+            AND coalesce(a.attstattarget, -1) <> 0
+          ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("pg_attribute");
+    assert_eq!(with_statistics, Vec::<String>::new(), "jsonb columns that ANALYZE would sample");
+}

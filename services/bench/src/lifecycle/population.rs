@@ -15,7 +15,7 @@ use crate::parties::{self, Party, SETUP_CONCURRENCY, Student};
 use crate::setup::Env;
 
 /// Most slots per offer (the API's maximum).
-pub const MAX_SLOTS: usize = 1_000;
+const MAX_SLOTS: usize = 1_000;
 
 /// Everyone the timed lifecycle needs. Placement `p` is walked by client
 /// `p % clients` for student `p`, on one of that client's own offers.
