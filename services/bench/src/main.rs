@@ -303,10 +303,14 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     if let Some(path) = &args.pg_log {
-        // Copied before the stop, which deletes the cluster's directory.
-        std::fs::copy(env.pg_log(), path)
-            .with_context(|| format!("copying PostgreSQL's log to {}", path.display()))?;
-        eprintln!("PostgreSQL's log copied to {}", path.display());
+        // Copied before the stop, which deletes the cluster's directory. A
+        // failed copy must not cost the run's results.
+        match std::fs::copy(env.pg_log(), path) {
+            Ok(_) => eprintln!("PostgreSQL's log copied to {}", path.display()),
+            Err(error) => {
+                eprintln!("could not copy PostgreSQL's log to {}: {error}", path.display())
+            }
+        }
     }
     env.stop().await?;
     let (report, figures) = result?;

@@ -25,8 +25,10 @@ const TOKEN_SECONDS: u64 = 4 * 3600;
 /// What `--pg-log` makes PostgreSQL log, to find what stalls a load: every
 /// autovacuum and checkpoint, lock waits over 100 ms, statements over 100 ms
 /// and temporary files, each line with a millisecond timestamp.
-pub const DIAGNOSTIC_SETTINGS: [(&str, &str); 7] = [
+pub const DIAGNOSTIC_SETTINGS: [(&str, &str); 8] = [
     ("log_line_prefix", "%m [%p] "),
+    // The report's slowest seconds are in UTC.
+    ("log_timezone", "UTC"),
     ("log_autovacuum_min_duration", "0"),
     ("log_checkpoints", "on"),
     ("log_lock_waits", "on"),
@@ -76,7 +78,12 @@ impl Env {
         settings: &[(String, String)],
     ) -> anyhow::Result<Self> {
         let settings = settings.to_vec();
-        let extra_names: Vec<String> = settings.iter().map(|(name, _)| name.clone()).collect();
+        let extra_names: Vec<String> = DIAGNOSTIC_SETTINGS
+            .iter()
+            .filter(|_| log_diagnostics)
+            .map(|(name, _)| (*name).to_owned())
+            .chain(settings.iter().map(|(name, _)| name.clone()))
+            .collect();
         let dir = tempfile::Builder::new()
             .prefix("stagepact-bench-")
             .tempdir()
@@ -216,6 +223,11 @@ impl Env {
             student.map(str::to_owned),
             TOKEN_SECONDS,
         )?)
+    }
+
+    /// The benchmark database's URL, for a connection outside the pool.
+    pub fn database_url(&self) -> String {
+        self.cluster.url(DATABASE)
     }
 
     /// PostgreSQL's log (its diagnostics when started with `log_diagnostics`).

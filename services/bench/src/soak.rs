@@ -108,9 +108,9 @@ type Samples = Vec<(f32, Result<f64, String>)>;
 /// How often the oldest open writing transaction is looked up.
 const HOLDER_POLL: Duration = Duration::from_millis(20);
 
-/// The oldest writing transaction seen open (one with a transaction id, so
-/// one that holds back the event log's stamping frontier; see
-/// `stagepact_store::log`): when, for how long it had been open, and what it
+/// A writing transaction seen open (one with a transaction id, so one that
+/// holds back the event log's stamping frontier; see `stagepact_store::log`):
+/// when it was last seen, for how long it had been open then, and what it
 /// was doing.
 #[derive(Debug, Clone)]
 struct Holder {
@@ -119,41 +119,67 @@ struct Holder {
     what: String,
 }
 
+/// What the transaction watcher saw.
+#[derive(Debug, Default)]
+struct Holders {
+    /// Each transaction once (by backend and start), as last seen.
+    seen: Vec<Holder>,
+    /// Lookups that failed.
+    errors: u64,
+}
+
 /// Samples the oldest open writing transaction every [`HOLDER_POLL`] until
-/// `stop`; per second of the schedule, the longest open.
-async fn watch_holders(pool: sqlx::PgPool, start: Instant, stop: Arc<AtomicBool>) -> Vec<Holder> {
-    let mut worst: Vec<Holder> = Vec::new();
+/// `stop`, on a connection of its own (not the API's pool, which it would
+/// compete for, and wait on during a stall).
+async fn watch_holders(url: String, start: Instant, stop: Arc<AtomicBool>) -> Holders {
+    use sqlx::Connection;
+    let mut holders = Holders::default();
+    let mut connection = match sqlx::PgConnection::connect(&url).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            tracing::warn!(%error, "the transaction watcher could not connect");
+            holders.errors += 1;
+            return holders;
+        }
+    };
+    let mut by_transaction: std::collections::HashMap<(i32, i64), Holder> =
+        std::collections::HashMap::new();
     while !stop.load(Ordering::Relaxed) {
-        let row: Result<Option<(f64, String)>, _> = sqlx::query_as(
-            "SELECT extract(epoch FROM clock_timestamp() - xact_start)::float8 * 1000,
-                    state || ': ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 160)
+        let row: Result<Option<(i32, i64, f64, String)>, _> = sqlx::query_as(
+            "SELECT pid,
+                    (extract(epoch FROM xact_start) * 1000000)::int8,
+                    extract(epoch FROM clock_timestamp() - xact_start)::float8 * 1000,
+                    coalesce(state, '?') || ': '
+                        || left(regexp_replace(coalesce(query, ''), '\\s+', ' ', 'g'), 160)
                FROM pg_stat_activity
               WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+                AND xact_start IS NOT NULL
               ORDER BY xact_start LIMIT 1",
         )
-        .fetch_optional(&pool)
+        .fetch_optional(&mut connection)
         .await;
-        if let Ok(Some((open_ms, what))) = row {
-            let at = start.elapsed().as_secs_f32();
-            match worst.last_mut() {
-                Some(last) if last.at as u64 == at as u64 => {
-                    if open_ms > last.open_ms {
-                        *last = Holder { at, open_ms, what };
-                    }
-                }
-                _ => worst.push(Holder { at, open_ms, what }),
+        match row {
+            Ok(Some((pid, started, open_ms, what))) => {
+                let at = start.elapsed().as_secs_f32();
+                by_transaction.insert((pid, started), Holder { at, open_ms, what });
             }
+            Ok(None) => {}
+            Err(_) => holders.errors += 1,
         }
         tokio::time::sleep(HOLDER_POLL).await;
     }
-    worst
+    holders.seen = by_transaction.into_values().collect();
+    holders
 }
 
 /// The whole machine's busy CPU time of a minute per command due in it, in
 /// ms (readers and the feed included: their load is the same every minute).
+/// The busy share is measured between samples that need not be 60 s apart
+/// (the last minute's runs into the drain), so it is scaled to the minute.
 fn cpu_ms_per_command(minute: &Minute) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     minute.cpu.map_or(0.0, |cpu| {
-        cpu.machine_busy * cpu.wall_core_s * 1000.0 / minute.commands.len().max(1) as f64
+        cpu.machine_busy * cores as f64 * 60_000.0 / minute.commands.len().max(1) as f64
     })
 }
 
@@ -192,7 +218,7 @@ fn slowest_seconds(
         .map(|(offset, (commands, max_ms))| Second {
             offset,
             wall: (wall_start + chrono::Duration::seconds(offset as i64))
-                .format("%H:%M:%S UTC")
+                .format("%H:%M:%S%.3f UTC")
                 .to_string(),
             max_ms,
             commands,
@@ -297,9 +323,11 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     let Options { clients, schools, minutes, share, .. } = *options;
     let length = Duration::from_secs(minutes * 60);
     let probe = clients * PROBE_PER_CLIENT;
-    let soak_capacity = (options.rate_ceiling * share * length.as_secs_f64()
-        / COMMANDS_PER_LIFECYCLE)
-        .ceil() as usize;
+    // Sized for the highest rate the soak may run at: the fixed one, or the
+    // share of the highest maximum expected.
+    let highest_rate = options.rate.unwrap_or(options.rate_ceiling * share);
+    let soak_capacity =
+        (highest_rate * length.as_secs_f64() / COMMANDS_PER_LIFECYCLE).ceil() as usize;
     // Enough offers that none has more than a large company's slots: an
     // offer's cost grows with its reservations (its aggregate and read model
     // hold them), and an hour of placements on a few offers of a thousand
@@ -322,7 +350,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         Some(_) => format!("fixed; {:.2} × the maximum", rate / max_rate),
         None => format!("{share} × the maximum"),
     };
-    if max_rate > options.rate_ceiling {
+    if options.rate.is_none() && max_rate > options.rate_ceiling {
         bail!(
             "the maximum {max_rate:.0} commands/s is above the ceiling the population was sized for: raise --soak-rate-ceiling"
         );
@@ -349,7 +377,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     // One clock for every sample: the schedule's.
     let pacer = Arc::new(Pacer::new(rate, length));
     let start = pacer.start();
-    let holders = side.spawn(watch_holders(env.pool.clone(), start, Arc::clone(&stop)));
+    let holders = side.spawn(watch_holders(env.database_url(), start, Arc::clone(&stop)));
     // The schedule's start on the wall clock, to find a stall in PostgreSQL's log.
     let wall_start = chrono::Utc::now();
     let per_reader = options.read_rate / options.readers as f64;
@@ -382,6 +410,8 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
                 samples.push((start.elapsed().as_secs_f32(), rss_mib(), CpuSample::now()));
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
+            // The last minute's CPU runs to the end, not to a sample up to 5 s before.
+            samples.push((start.elapsed().as_secs_f32(), rss_mib(), CpuSample::now()));
             samples
         })
     };
@@ -395,7 +425,8 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     }
     let feed = feed.await.context("the feed follower failed")?;
     let memory = memory.await.context("the memory sampler failed")?;
-    let mut holders = holders.await.context("the transaction watcher failed")?;
+    let Holders { seen: mut holders, errors: holder_errors } =
+        holders.await.context("the transaction watcher failed")?;
     holders.sort_by(|a, b| b.open_ms.total_cmp(&a.open_ms));
     holders.truncate(SLOWEST_SECONDS);
     side.shutdown_background();
@@ -533,7 +564,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         ));
     }
     line(format!(
-        "  the {SLOWEST_SECONDS} longest-open writing transactions (they hold back the log's stamping):"
+        "  the {SLOWEST_SECONDS} longest-open writing transactions (they hold back the log's stamping; {holder_errors} lookups failed):"
     ));
     for holder in &holders {
         line(format!("    {:>6.1} s  open {:>7.1} ms  {}", holder.at, holder.open_ms, holder.what));
