@@ -162,7 +162,9 @@ impl App {
         let release = state.config.signal_release_interval;
         workers.push(tokio::spawn(crate::delivery::run(state.clone(), release)));
         workers.push(tokio::spawn(crate::routes::indicators::watch_shortages(state.clone())));
-        Ok(Self { router: router(state.clone()), state, workers, shutdown })
+        let (router, callers) = router(state.clone());
+        workers.push(tokio::spawn(callers.forget_idle_every_minute()));
+        Ok(Self { router, state, workers, shutdown })
     }
 
     /// Serves until `signal` completes, then finishes in-flight requests, ends
@@ -214,8 +216,9 @@ async fn purge_idempotency_keys(pool: PgPool) {
     }
 }
 
-/// The full router: documented routes, docs, schemas, fallbacks, layers.
-pub fn router(state: AppState) -> Router {
+/// The full router: documented routes, docs, schemas, fallbacks, layers; and
+/// the rate limiters' memory of callers, to be forgotten now and then.
+pub fn router(state: AppState) -> (Router, crate::limits::Callers) {
     let (routes, document) = crate::openapi::routes().split_for_parts();
     let body_limit = state.config.body_limit;
     let rate_limits = state.config.rate_limits;
@@ -229,7 +232,8 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", document));
-    crate::limits::limited(routes, rate_limits)
+    let (routes, callers) = crate::limits::limited(routes, rate_limits);
+    let routes = routes
         .layer(CompressionLayer::new())
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -245,7 +249,8 @@ pub fn router(state: AppState) -> Router {
             .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    (routes, callers)
 }
 
 async fn not_found() -> ApiError {

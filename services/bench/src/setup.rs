@@ -128,19 +128,21 @@ impl Env {
             .await
             .context("reading the version")?;
         let mut pg_settings = Vec::new();
-        // The durability settings, and any the run was started with (so an
+        // The durability and checkpoint settings, and any the run was started with (so an
         // experiment's report says what it changed).
-        const DURABILITY: [&str; 5] = [
+        const REPORTED: [&str; 7] = [
             "fsync",
             "synchronous_commit",
             "full_page_writes",
             "wal_sync_method",
             "shared_buffers",
+            "max_wal_size",
+            "checkpoint_timeout",
         ];
-        let reported = DURABILITY
+        let reported = REPORTED
             .into_iter()
             .map(str::to_owned)
-            .chain(extra_names.into_iter().filter(|name| !DURABILITY.contains(&name.as_str())));
+            .chain(extra_names.into_iter().filter(|name| !REPORTED.contains(&name.as_str())));
         for name in reported {
             let name = name.as_str();
             let value: String = sqlx::query_scalar("SELECT current_setting($1)")

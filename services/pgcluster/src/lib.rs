@@ -358,6 +358,19 @@ fn parse_version(name: &OsStr) -> Option<Vec<u64>> {
     name.to_str()?.split('.').map(|part| part.parse().ok()).collect()
 }
 
+/// Settings of a durable cluster, for an append-heavy event store. Each
+/// command writes its events, moves read models and checkpoints: about 7 KB
+/// of WAL per command under load. At PostgreSQL's default 1 GB `max_wal_size`
+/// that forces a checkpoint every two minutes, back to back, and the first
+/// change of each page after a checkpoint writes the whole page again; the
+/// WAL flushes of commits then stall behind the checkpoint's writes for up to
+/// a second (see BENCHMARKS.md, "Soak"). With these, a checkpoint starts
+/// after 15 minutes or about 2 GB of WAL (some 9 minutes at 4 MB/s), and
+/// spreads its writes over most of that time; the price is disk space and a
+/// longer crash recovery (about a minute), not durability.
+pub const DURABLE_SETTINGS: [(&str, &str); 2] =
+    [("max_wal_size", "4GB"), ("checkpoint_timeout", "15min")];
+
 /// How to run a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterOptions {
@@ -367,7 +380,8 @@ pub struct ClusterOptions {
     pub data_dir: PathBuf,
     /// `false` turns off `fsync`, `synchronous_commit` and `full_page_writes`
     /// (tests: fast, but a crash of the machine may corrupt the cluster);
-    /// `true` keeps PostgreSQL's defaults (serve, benchmarks).
+    /// `true` keeps them on and spaces checkpoints out ([`DURABLE_SETTINGS`];
+    /// serve, benchmarks).
     pub durable: bool,
     /// The server's `max_connections`.
     pub max_connections: u32,
@@ -632,7 +646,11 @@ impl Cluster {
             .args(["-c", "listen_addresses="])
             .arg("-c")
             .arg(format!("max_connections={}", options.max_connections));
-        if !options.durable {
+        if options.durable {
+            for (key, value) in DURABLE_SETTINGS {
+                command.arg("-c").arg(format!("{key}={value}"));
+            }
+        } else {
             command.args([
                 "-c",
                 "fsync=off",

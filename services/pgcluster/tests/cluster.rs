@@ -147,6 +147,8 @@ fn restart_keeps_databases() {
     let data_dir = tmp.path().join("data");
     let cluster = Cluster::start(&binaries(), options(data_dir.clone(), true)).unwrap();
     assert_eq!(psql(&cluster, "postgres", "show fsync").unwrap(), "on");
+    assert_eq!(psql(&cluster, "postgres", "show max_wal_size").unwrap(), "4GB");
+    assert_eq!(psql(&cluster, "postgres", "show checkpoint_timeout").unwrap(), "15min");
     cluster.create_database("kept").unwrap();
     psql(&cluster, "kept", "create table t (x int); insert into t values (42)").unwrap();
     cluster.stop().unwrap();

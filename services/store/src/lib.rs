@@ -34,7 +34,7 @@ pub mod vault;
 pub use commands::{CommandBus, CommandError, Committed, Denial};
 pub use db::{DbSettings, connect, migrate};
 pub use log::{Audience, EventLog, FeedFilter, LoggedEvent};
-pub use projector::{Projection, Projections};
+pub use projector::{Projection, Projections, Quiet};
 pub use vault::{MasterKey, Opener, Vault, VaultError};
 
 /// What went wrong talking to PostgreSQL, in the store's words.

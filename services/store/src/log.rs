@@ -40,8 +40,15 @@ use tokio::task::JoinHandle;
 
 use crate::StoreError;
 
-/// The NOTIFY channel the sequencer announces the new head on.
+/// The NOTIFY channel the sequencer announces the new head on: `<head>`.
 const HEAD_CHANNEL: &str = "stagepact_log";
+/// The channel it announces the head on with the aggregate types it stamped,
+/// `<head> <type> <type>...`, for the projectors. A channel of its own, so a
+/// process of an earlier version, which reads a bare head on the first one,
+/// still follows the head during a rolling upgrade (its projectors, not told
+/// the types, then wait for a pause or a second: see `projector`). A dozen
+/// fixed type names stay far below NOTIFY's 8,000-byte payload.
+const TYPES_CHANNEL: &str = "stagepact_log_types";
 /// Most events stamped in one sequencer transaction.
 const STAMP_BATCH: i64 = 5_000;
 /// Key of the advisory lock that keeps one sequencer active across processes.
@@ -54,6 +61,59 @@ const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
 const BACKGROUND_CONNECTIONS: u32 = 6;
 /// How soon the sequencer looks again while an older transaction holds it back.
 const BLOCKED_POLL: Duration = Duration::from_millis(2);
+
+/// How far the log is stamped, overall and for each aggregate type: a
+/// projector sleeps through stamps that hold none of its events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Heads {
+    /// The highest stamped position.
+    pub head: i64,
+    /// Stamped up to here with the types unknown (events stamped while the
+    /// listener was away, or announced without their types): counts as every
+    /// type.
+    any: i64,
+    /// Per aggregate type, the head of the last stamping that held one of its
+    /// events (an upper bound of that type's last position).
+    by_type: HashMap<String, i64>,
+}
+
+impl Heads {
+    /// Up to where events of one of `types` may have been stamped: no event
+    /// of theirs lies above it.
+    pub fn of(&self, types: &[&str]) -> i64 {
+        types.iter().filter_map(|t| self.by_type.get(*t)).copied().fold(self.any, i64::max)
+    }
+
+    /// Records a stamping up to `head` of events of `types` (`None`: unknown).
+    /// False when it tells nothing new.
+    fn advance<'t>(&mut self, head: i64, types: Option<impl IntoIterator<Item = &'t str>>) -> bool {
+        let mut moved = raise(&mut self.head, head);
+        match types {
+            None => moved |= raise(&mut self.any, head),
+            Some(types) => {
+                for aggregate_type in types {
+                    match self.by_type.get_mut(aggregate_type) {
+                        Some(at) => moved |= raise(at, head),
+                        None => {
+                            self.by_type.insert(aggregate_type.to_owned(), head);
+                            moved = true;
+                        }
+                    }
+                }
+            }
+        }
+        moved
+    }
+}
+
+/// Raises `at` to `to`; true when it moved.
+fn raise(at: &mut i64, to: i64) -> bool {
+    let moved = to > *at;
+    if moved {
+        *at = to;
+    }
+    moved
+}
 
 /// One event as the log serves it, upcast to its current version.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +189,8 @@ pub struct EventLog {
     /// they never queue behind requests that are waiting for them.
     background: PgPool,
     head: watch::Sender<i64>,
+    /// The head per aggregate type, for the projectors.
+    heads: watch::Sender<Heads>,
     wake: Notify,
     upcasters: Vec<Box<dyn EventUpcaster>>,
     /// Commands of this process waiting for their event's position; the
@@ -192,6 +254,7 @@ impl EventLog {
             pool,
             background,
             head: watch::Sender::new(head),
+            heads: watch::Sender::new(Heads { head, any: head, by_type: HashMap::new() }),
             wake: Notify::new(),
             upcasters,
             waiters: Mutex::new(HashMap::new()),
@@ -229,19 +292,23 @@ impl EventLog {
         self.head.subscribe()
     }
 
+    /// A receiver of the heads per aggregate type; it changes whenever the
+    /// head moves.
+    pub fn subscribe_heads(&self) -> watch::Receiver<Heads> {
+        self.heads.subscribe()
+    }
+
     /// Tells the sequencer that events were just committed.
     pub fn wake_sequencer(&self) {
         self.wake.notify_one();
     }
 
-    fn advance_head(&self, position: i64) {
-        self.head.send_if_modified(|head| {
-            let moved = position > *head;
-            if moved {
-                *head = position;
-            }
-            moved
-        });
+    /// Moves the heads to `position`, stamped with events of `types` (`None`:
+    /// not known which).
+    fn advance_head<'t>(&self, position: i64, types: Option<impl IntoIterator<Item = &'t str>>) {
+        // Types first: a projector woken by the head finds its types there.
+        self.heads.send_if_modified(|heads| heads.advance(position, types));
+        self.head.send_if_modified(|head| raise(head, position));
     }
 
     /// Registers a wait for the position of an event about to be committed.
@@ -354,8 +421,12 @@ impl EventLog {
             match round {
                 Ok((Stamp::Stamped(head), stamped)) => {
                     failures = 0;
+                    let mut types: Vec<String> =
+                        stamped.iter().map(|((t, _, _), _)| t.clone()).collect();
+                    types.sort_unstable();
+                    types.dedup();
                     self.hand_over(stamped);
-                    self.advance_head(head);
+                    self.advance_head(head, Some(types.iter().map(String::as_str)));
                     continue;
                 }
                 Ok((Stamp::HeldBack, _)) => {
@@ -367,10 +438,12 @@ impl EventLog {
                         last_warning = Some(tokio::time::Instant::now());
                         self.warn_held_back(held.elapsed()).await;
                     }
-                    // Usually a command of ours is what holds it back: its
-                    // commit wakes us; another process's, the short poll finds;
-                    // a long-held frontier is polled less often.
-                    let poll = if held.elapsed() > Duration::from_millis(100) {
+                    // Usually a command or a projector round of ours is what
+                    // holds it back: its commit wakes us; another process's,
+                    // the short poll finds; a frontier held for longer is
+                    // polled less often (each poll is a round of five
+                    // statements).
+                    let poll = if held.elapsed() > Duration::from_millis(50) {
                         BLOCKED_POLL * 10
                     } else {
                         BLOCKED_POLL
@@ -406,13 +479,14 @@ impl EventLog {
 
     async fn listen_once(&self) -> Result<(), StoreError> {
         let mut listener = PgListener::connect_with(&self.background).await?;
-        listener.listen(HEAD_CHANNEL).await?;
-        // Anything stamped while we were not listening.
-        self.advance_head(current_head(&self.pool).await?);
+        listener.listen_all([HEAD_CHANNEL, TYPES_CHANNEL]).await?;
+        // Anything stamped while we were not listening, of any type.
+        self.advance_head(current_head(&self.pool).await?, None::<[&str; 0]>);
         loop {
             let notification = listener.recv().await?;
-            if let Ok(position) = notification.payload().parse::<i64>() {
-                self.advance_head(position);
+            // A bare head names no type: it moves the head only.
+            if let Some((position, types)) = parse_announcement(notification.payload()) {
+                self.advance_head(position, Some(types));
             }
         }
     }
@@ -606,6 +680,13 @@ impl EventLog {
     }
 }
 
+/// A sequencer's announcement: `<head>`, or `<head> <aggregate type>...`.
+fn parse_announcement(payload: &str) -> Option<(i64, std::str::SplitWhitespace<'_>)> {
+    let mut words = payload.split_whitespace();
+    let position = words.next()?.parse().ok()?;
+    Some((position, words))
+}
+
 /// The highest stamped position (0 for an empty log).
 pub async fn current_head(pool: &PgPool) -> Result<i64, StoreError> {
     let head: Option<i64> =
@@ -672,12 +753,16 @@ async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<(EventKey, i64)>), StoreErro
                 AND e.sequence = ready.sequence
              RETURNING e.aggregate_type, e.aggregate_id, e.sequence, e.log_position
          ), announced AS (
-             SELECT pg_notify($2, max(log_position)::text) FROM stamped HAVING count(*) > 0
+             SELECT pg_notify($2, max(log_position)::text),
+                    pg_notify($3, max(log_position)::text || ' '
+                                  || string_agg(DISTINCT aggregate_type, ' '))
+               FROM stamped HAVING count(*) > 0
          )
          SELECT stamped.* FROM stamped LEFT JOIN announced ON true",
     )
     .bind(STAMP_BATCH)
     .bind(HEAD_CHANNEL)
+    .bind(TYPES_CHANNEL)
     .fetch_all(&mut *tx)
     .await?;
     if let Some(head) = rows.iter().map(|row| row.3).max() {
@@ -692,4 +777,36 @@ async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<(EventKey, i64)>), StoreErro
             .fetch_one(pool)
             .await?;
     Ok((if pending { Stamp::HeldBack } else { Stamp::Idle }, Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_announcement_carries_the_head_and_the_types_stamped() {
+        let (head, types) = parse_announcement("42 company placement").expect("parsed");
+        assert_eq!(head, 42);
+        assert_eq!(types.collect::<Vec<_>>(), ["company", "placement"]);
+        let (head, types) = parse_announcement("7").expect("parsed");
+        assert_eq!((head, types.count()), (7, 0));
+        assert!(parse_announcement("seven company").is_none());
+    }
+
+    #[test]
+    fn heads_per_type_count_an_unknown_stamping_for_every_type() {
+        let mut heads = Heads::default();
+        assert!(heads.advance(5, Some(["company"])));
+        assert!(heads.advance(9, Some(["placement"])));
+        assert_eq!(
+            (heads.head, heads.of(&["company"]), heads.of(&["placement", "company"])),
+            (9, 5, 9)
+        );
+        assert_eq!(heads.of(&["student"]), 0);
+        assert!(!heads.advance(9, Some(["placement"])), "nothing new");
+        assert!(heads.advance(12, None::<[&str; 0]>));
+        assert_eq!((heads.of(&["student"]), heads.of(&["company"])), (12, 12));
+        assert!(heads.advance(15, Some([])), "a bare head moves the head");
+        assert_eq!((heads.head, heads.of(&["company"])), (15, 12));
+    }
 }

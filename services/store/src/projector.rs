@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::StoreError;
-use crate::log::{EventLog, FeedFilter, LoggedEvent};
+use crate::log::{EventLog, FeedFilter, Heads, LoggedEvent};
 
 /// Events applied per projector transaction. Kept moderate: the transaction
 /// holds an id while it writes, and the event log stamps no later transaction
@@ -35,6 +35,23 @@ const REBUILD_BATCH: i64 = 4_000;
 const PROJECTOR_LOCKS: i32 = 0x5354_4147;
 /// How often a standby worker checks whether the active one went away.
 const STANDBY_POLL: Duration = Duration::from_millis(250);
+/// The longest an up-to-date worker sleeps without a round. Stamps of other
+/// aggregates' events move its checkpoint at most this often while the log is
+/// busy, and a missed wake-up costs at most this long.
+const QUIET_ROUND: Duration = Duration::from_secs(1);
+/// How long the log must pause before an up-to-date worker moves its
+/// checkpoint past other aggregates' events.
+const QUIET_PAUSE: Duration = Duration::from_millis(50);
+/// The longest stretch of the log behind a checkpoint that `await_position`
+/// searches for a projection's events: more than a quiet second holds, far
+/// less than a rebuild has to go.
+const SKIPPABLE_RANGE: i64 = 50_000;
+/// The least time from one round's start to the next one's while the worker
+/// keeps up. Under load each stamp holds a few events, and a round per stamp
+/// costs the same seven statements for two events as for twenty; waiting this
+/// long lets a round take what several stamps brought. A read model is that
+/// much later at most (a first event after a pause is applied at once).
+const ROUND_SPACING: Duration = Duration::from_millis(10);
 
 /// A read model built from the log.
 #[async_trait]
@@ -66,6 +83,24 @@ pub enum Round {
 pub struct Projections {
     log: Arc<EventLog>,
     entries: Vec<(Arc<dyn Projection>, watch::Sender<i64>)>,
+    quiet: Quiet,
+}
+
+/// When an up-to-date worker runs a round without events of its own (see
+/// `until_round_due`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quiet {
+    /// The longest it sleeps without a round.
+    pub round: Duration,
+    /// How long the log must pause before it moves its checkpoint past
+    /// other aggregates' events.
+    pub pause: Duration,
+}
+
+impl Default for Quiet {
+    fn default() -> Self {
+        Self { round: QUIET_ROUND, pause: QUIET_PAUSE }
+    }
 }
 
 impl std::fmt::Debug for Projections {
@@ -78,8 +113,17 @@ impl std::fmt::Debug for Projections {
 impl Projections {
     /// The given projections over `log`.
     pub fn new(log: Arc<EventLog>, projections: Vec<Arc<dyn Projection>>) -> Arc<Self> {
+        Self::with_quiet(log, projections, Quiet::default())
+    }
+
+    /// The given projections, with other quiet rounds (tests).
+    pub fn with_quiet(
+        log: Arc<EventLog>,
+        projections: Vec<Arc<dyn Projection>>,
+        quiet: Quiet,
+    ) -> Arc<Self> {
         let entries = projections.into_iter().map(|p| (p, watch::Sender::new(0))).collect();
-        Arc::new(Self { log, entries })
+        Arc::new(Self { log, entries, quiet })
     }
 
     /// The names of the projections, for the CLI.
@@ -106,9 +150,10 @@ impl Projections {
 
     async fn run_worker(&self, index: usize) {
         let (projection, checkpoint) = &self.entries[index];
-        let mut head = self.log.subscribe();
+        let mut heads = self.log.subscribe_heads();
         let mut failures = 0u32;
         loop {
+            let started = tokio::time::Instant::now();
             match self.round(projection.as_ref(), BATCH).await {
                 Ok(Round::Advanced(position)) => {
                     failures = 0;
@@ -117,10 +162,9 @@ impl Projections {
                 Ok(Round::UpToDate(position)) => {
                     failures = 0;
                     checkpoint.send_replace(position);
-                    head.borrow_and_update();
-                    if *head.borrow() <= position {
-                        let _ = tokio::time::timeout(Duration::from_secs(1), head.changed()).await;
-                    }
+                    let types = projection.aggregate_types();
+                    until_round_due(&mut heads, types, position, self.quiet).await;
+                    tokio::time::sleep_until(started + ROUND_SPACING).await;
                 }
                 Ok(Round::Standby) => tokio::time::sleep(STANDBY_POLL).await,
                 Err(error) => {
@@ -199,6 +243,10 @@ impl Projections {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        // The round held a transaction id while it wrote, and with it the
+        // log's stamping of every later command (see `log`): say it ended, so
+        // that stamping need not wait for its next poll.
+        self.log.wake_sequencer();
         Ok(if reached < upto { Round::Advanced(reached) } else { Round::UpToDate(reached) })
     }
 
@@ -259,7 +307,10 @@ impl Projections {
         position: i64,
         timeout: Duration,
     ) -> Result<bool, StoreError> {
-        let (_, checkpoint) = self.find(name)?;
+        let (projection, checkpoint) = self.find(name)?;
+        if position <= 0 {
+            return Ok(true);
+        }
         let mut local = checkpoint.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -267,7 +318,32 @@ impl Projections {
             // The stored checkpoint decides, not this process's last round: the
             // active worker may run elsewhere, and a rebuild started elsewhere
             // may have reset it. The local one only wakes us early.
-            if stored_checkpoint(self.log.pool(), name).await? >= position {
+            //
+            // A read model also reflects the log up to `position` when none
+            // of its events lie between its checkpoint and `position`: a quiet
+            // worker moves its checkpoint past other aggregates' events only
+            // now and then (see `until_round_due`).
+            // (Only up to the head: events committed but not yet stamped
+            // may still get a position up to `position`. And only over a
+            // short range, which is what a quiet worker leaves: a projection
+            // that is far behind, as in a rebuild, is waited for.)
+            let reached: Option<bool> = sqlx::query_scalar(
+                "SELECT c.position >= $2 OR (
+                        $2 - c.position <= $4
+                        AND $2 <= (SELECT coalesce(max(log_position), 0) FROM events)
+                        AND NOT EXISTS (
+                            SELECT 1 FROM events e
+                             WHERE e.log_position > c.position AND e.log_position <= $2
+                               AND e.aggregate_type = ANY($3)))
+                   FROM projection_checkpoints c WHERE c.name = $1",
+            )
+            .bind(name)
+            .bind(position)
+            .bind(projection.aggregate_types())
+            .bind(SKIPPABLE_RANGE)
+            .fetch_optional(self.log.pool())
+            .await?;
+            if reached == Some(true) {
                 return Ok(true);
             }
             let step = tokio::time::Instant::now() + Duration::from_millis(50);
@@ -288,19 +364,49 @@ impl Projections {
     }
 }
 
+/// Waits until a worker up to date at `position` has a round worth its
+/// statements. Every stamp moves the head, but most hold none of a given
+/// projection's events, and a round for those would only move its checkpoint:
+/// seven statements, times every projection, for each stamp. So a round is due when
+/// events of `types` were stamped; when only others were, once the log pauses
+/// or a second has passed (readers that wait for a position do not wait for
+/// this: see `await_position`); and after a second without news at all.
+async fn until_round_due(
+    heads: &mut watch::Receiver<Heads>,
+    types: &[&str],
+    position: i64,
+    quiet: Quiet,
+) {
+    let since = tokio::time::Instant::now();
+    loop {
+        let (ours, head) = {
+            let heads = heads.borrow_and_update();
+            (heads.of(types), heads.head)
+        };
+        let quiet_until = since + quiet.round;
+        if ours > position || tokio::time::Instant::now() >= quiet_until {
+            return;
+        }
+        let wait = if head > position {
+            (tokio::time::Instant::now() + quiet.pause).min(quiet_until)
+        } else {
+            quiet_until
+        };
+        match tokio::time::timeout_at(wait, heads.changed()).await {
+            Ok(Ok(())) => {}
+            // The log paused past others' events: record the progress now.
+            Err(_) if head > position => return,
+            Err(_) => {}
+            // The log is gone (shutting down): nothing will wake us.
+            Ok(Err(_)) => tokio::time::sleep_until(wait).await,
+        }
+    }
+}
+
 async fn ensure_checkpoint(pool: &PgPool, name: &str) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(name)
         .execute(pool)
         .await?;
     Ok(())
-}
-
-async fn stored_checkpoint(pool: &PgPool, name: &str) -> Result<i64, StoreError> {
-    let position: Option<i64> =
-        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
-    Ok(position.unwrap_or(0))
 }

@@ -473,8 +473,12 @@ pub async fn get_indicators(
         indicators::figures(&state.pool, &scope, state.config.follow_up_working_days).await?;
     let supply = state.supply.get(&state, today()).await?;
     let supply = filtered(&supply, scope.qualification.as_deref(), scope.region.as_deref());
-    let as_of_position =
+    // The checkpoint, or the position waited for when that is further: a
+    // quiet projector moves its checkpoint past other aggregates' events only
+    // now and then, and the wait has shown that none of its own lie between.
+    let checkpoint =
         state.projections.checkpoints().await?.get(indicators::NAME).copied().unwrap_or_default();
+    let as_of_position = checkpoint.max(query.min_position.unwrap_or_default());
     let shower = Shower { suppress: principal.role != Role::School };
     let view = indicators_view(&state, shower, &scope, &figures, &supply, as_of_position);
     if wants_csv(&headers) {
