@@ -378,14 +378,14 @@ impl EventLog {
         }
     }
 
-    fn hand_over(&self, stamped: Vec<(EventKey, i64)>) {
+    fn hand_over(&self, stamped: &[(EventKey, i64)]) {
         let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
         if waiters.is_empty() {
             return;
         }
         for (key, position) in stamped {
-            for (_, waiter) in waiters.remove(&key).unwrap_or_default() {
-                let _ = waiter.send(position);
+            for (_, waiter) in waiters.remove(key).unwrap_or_default() {
+                let _ = waiter.send(*position);
             }
         }
     }
@@ -421,12 +421,9 @@ impl EventLog {
             match round {
                 Ok((Stamp::Stamped(head), stamped)) => {
                     failures = 0;
-                    let mut types: Vec<String> =
-                        stamped.iter().map(|((t, _, _), _)| t.clone()).collect();
-                    types.sort_unstable();
-                    types.dedup();
-                    self.hand_over(stamped);
-                    self.advance_head(head, Some(types.iter().map(String::as_str)));
+                    self.hand_over(&stamped);
+                    let types = stamped.iter().map(|((aggregate_type, _, _), _)| aggregate_type);
+                    self.advance_head(head, Some(types.map(String::as_str)));
                     continue;
                 }
                 Ok((Stamp::HeldBack, _)) => {
