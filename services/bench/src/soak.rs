@@ -29,8 +29,9 @@
 //! - **Stalls are traced**: per minute the machine's CPU and its CPU time per
 //!   command; the seconds with the slowest commands, on the wall clock (to
 //!   find in PostgreSQL's log with `--pg-log`); and the longest-open writing
-//!   transactions, which hold back the log's stamping and so every command's
-//!   answer (`stagepact_store::log`).
+//!   transactions of request sessions, which hold back the log's stamping and
+//!   so every command's answer (`stagepact_store::log`; autovacuum's and the
+//!   background sessions' do not).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,8 +114,9 @@ type Samples = Vec<(f32, Result<f64, String>)>;
 /// How often the oldest open writing transaction is looked up.
 const HOLDER_POLL: Duration = Duration::from_millis(20);
 
-/// A writing transaction seen open (one with a transaction id, so one that
-/// holds back the event log's stamping frontier; see `stagepact_store::log`):
+/// A writing transaction seen open (one with a transaction id, of a session
+/// that may append events, so one that holds back the event log's stamping
+/// frontier; see `stagepact_store::log`):
 /// when it was last seen, for how long it had been open then, and what it
 /// was doing.
 #[derive(Debug, Clone)]
@@ -159,8 +161,11 @@ async fn watch_holders(url: String, start: Instant, stop: Arc<AtomicBool>) -> Ho
                FROM pg_stat_activity
               WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
                 AND xact_start IS NOT NULL
+                AND backend_type IS DISTINCT FROM 'autovacuum worker'
+                AND application_name IS DISTINCT FROM $1
               ORDER BY xact_start LIMIT 1",
         )
+        .bind(stagepact_store::log::BACKGROUND_APPLICATION)
         .fetch_optional(&mut connection)
         .await;
         match row {

@@ -26,8 +26,8 @@ impl Default for DbSettings {
 /// Opens a pool on `url`.
 ///
 /// Every session bounds its statements and its idle transactions: the event log
-/// only advances past a writing transaction once it ends (see `log`), so one
-/// forgotten transaction must not stall every reader for long.
+/// only advances past a request session's writing transaction once it ends (see
+/// `log`), so one forgotten transaction must not stall every reader for long.
 pub async fn connect(url: &str, settings: &DbSettings) -> Result<PgPool, StoreError> {
     let options = PgConnectOptions::from_str(url)
         .map_err(StoreError::Database)?

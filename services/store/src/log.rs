@@ -8,8 +8,9 @@
 //! Instead every event row carries the id of the transaction that wrote it
 //! (`pg_current_xact_id()`, filled in by PostgreSQL), and a single active
 //! *sequencer* stamps positions after commit: it takes only rows whose
-//! transaction id is below the snapshot's `xmin` — every transaction below it has
-//! ended, so no row can still appear there — in (transaction id, aggregate,
+//! transaction id is below the *frontier*, the oldest transaction still running
+//! that may append events — every such transaction below it has ended, so no
+//! row can still appear there — in (transaction id, aggregate,
 //! sequence) order, and numbers them on from the highest position. One sequencer
 //! at a time (a transaction-level advisory lock) makes the positions dense and
 //! makes each batch commit after the one before, so "after N" is a complete
@@ -18,6 +19,20 @@
 //! timeouts (see `db`) bound how long that can be for our own sessions; the
 //! frontier is server-wide, so the database server should serve Stagepact alone,
 //! and the sequencer logs the transaction that holds it back for long.
+//!
+//! Only a transaction that may still append events needs to hold the frontier.
+//! Two kinds of transaction never do, and they are the ones that held it most:
+//! autovacuum's (its `ANALYZE` of `events` keeps an id for seconds) and this
+//! service's background sessions (`BACKGROUND_APPLICATION`: the sequencer, the
+//! projectors and rebuilds, the reaction dispatcher's outbox, the idempotency
+//! purge), whose read-model rounds otherwise made every command wait for the
+//! round in flight. The frontier is therefore the oldest running transaction
+//! id that belongs to neither, as `pg_stat_activity` names them. For the
+//! background sessions that is a promise the database keeps: a trigger refuses
+//! any insert into `events` from a session of that name (migration 0012). A
+//! role that may not see other roles' session types (neither superuser nor
+//! `pg_read_all_stats`) does not recognise autovacuum and waits for it, as
+//! before; session names and transaction ids are visible to every role.
 //!
 //! Within one aggregate the log keeps sequence order because a writer gets its
 //! transaction id at its first write, which for postgres-es is the event insert
@@ -57,8 +72,14 @@ const SEQUENCER_LOCK: i64 = 0x5354_4147_5345_5131; // "STAGSEQ1"
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How long the frontier may be held back before the sequencer says who holds it.
 const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
-/// Connections of the background pool: sequencer, listener, and projectors.
+/// Connections of the background pool: sequencer, listener, projectors,
+/// reaction dispatcher, purges.
 const BACKGROUND_CONNECTIONS: u32 = 6;
+/// The `application_name` of the background pool's sessions. No transaction
+/// of theirs appends events (the database refuses it), so the sequencer does
+/// not wait for them (see above). Events are appended through the request
+/// pool only.
+pub const BACKGROUND_APPLICATION: &str = "stagepact background";
 /// How soon the sequencer looks again while an older transaction holds it back.
 const BLOCKED_POLL: Duration = Duration::from_millis(2);
 
@@ -249,7 +270,9 @@ impl EventLog {
         let background = PgPoolOptions::new()
             .max_connections(BACKGROUND_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_lazy_with((*pool.connect_options()).clone());
+            .connect_lazy_with(
+                (*pool.connect_options()).clone().application_name(BACKGROUND_APPLICATION),
+            );
         Ok(Arc::new(Self {
             pool,
             background,
@@ -394,8 +417,12 @@ impl EventLog {
     async fn warn_held_back(&self, for_how_long: Duration) {
         let oldest: Result<Option<Blocker>, _> = sqlx::query_as(
             "SELECT pid, datname, state, left(query, 200) FROM pg_stat_activity
-              WHERE backend_xid IS NOT NULL ORDER BY xact_start LIMIT 1",
+              WHERE backend_xid IS NOT NULL
+                AND backend_type IS DISTINCT FROM 'autovacuum worker'
+                AND application_name IS DISTINCT FROM $1
+              ORDER BY xact_start LIMIT 1",
         )
+        .bind(BACKGROUND_APPLICATION)
         .fetch_optional(&self.background)
         .await;
         match oldest {
@@ -435,8 +462,8 @@ impl EventLog {
                         last_warning = Some(tokio::time::Instant::now());
                         self.warn_held_back(held.elapsed()).await;
                     }
-                    // Usually a command or a projector round of ours is what
-                    // holds it back: its commit wakes us; another process's,
+                    // Usually a command of ours is what holds it back: its
+                    // commit wakes us; another process's,
                     // the short poll finds; a frontier held for longer is
                     // polled less often (each poll is a round of five
                     // statements).
@@ -715,7 +742,7 @@ async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<(EventKey, i64)>), StoreErro
     let mut tx = pool.begin().await?;
     // The stamping commits without waiting for its WAL flush: positions are
     // ranks in the (transaction id, aggregate, sequence) order of committed
-    // events below the xmin frontier, so a stamp lost in a crash is re-derived
+    // events below the frontier, so a stamp lost in a crash is re-derived
     // identically — every event it covered was durably committed, and every
     // transaction after the crash gets a higher id. The events themselves are
     // written with synchronous commit, as always.
@@ -736,7 +763,22 @@ async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<(EventKey, i64)>), StoreErro
                     row_number() OVER (ORDER BY transaction_id, aggregate_type, aggregate_id, sequence) AS n
                FROM events
               WHERE log_position IS NULL
-                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                -- The frontier: the oldest transaction id that may still
+                -- append events, as of this statement's snapshot. Running
+                -- transactions of autovacuum and of background sessions are
+                -- left out; with none other running, the snapshot's xmax.
+                -- Every id below it has ended; its events show if it committed.
+                -- (The activity is read after the snapshot: a transaction
+                -- that ended in between is not left out, which only waits.)
+                AND transaction_id < (SELECT coalesce(
+                      (SELECT running FROM pg_snapshot_xip(pg_current_snapshot()) AS running
+                        WHERE NOT EXISTS (
+                              SELECT 1 FROM pg_stat_get_activity(NULL) AS session
+                               WHERE session.backend_xid = running::xid
+                                 AND (session.backend_type = 'autovacuum worker'
+                                      OR session.application_name = $4))
+                        ORDER BY running LIMIT 1),
+                      pg_snapshot_xmax(pg_current_snapshot())))
               ORDER BY transaction_id, aggregate_type, aggregate_id, sequence
               LIMIT $1
          ), base AS (
@@ -760,6 +802,7 @@ async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<(EventKey, i64)>), StoreErro
     .bind(STAMP_BATCH)
     .bind(HEAD_CHANNEL)
     .bind(TYPES_CHANNEL)
+    .bind(BACKGROUND_APPLICATION)
     .fetch_all(&mut *tx)
     .await?;
     if let Some(head) = rows.iter().map(|row| row.3).max() {

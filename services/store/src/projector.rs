@@ -19,16 +19,16 @@ use tokio::task::JoinHandle;
 use crate::StoreError;
 use crate::log::{EventLog, FeedFilter, Heads, LoggedEvent};
 
-/// Events applied per projector transaction. Kept moderate: the transaction
-/// holds an id while it writes, and the event log stamps no later transaction
-/// until it ends (see `log`), so a long batch would delay every command.
+/// Events applied per projector transaction. Kept moderate: a round's locks
+/// and its read models' row versions are held until it commits, and readers
+/// waiting for a position see nothing of it before.
 const BATCH: i64 = 500;
 /// Events applied per transaction of a rebuild. Larger: a rebuild replays the
 /// whole log, and each batch folds the records it touches once (a record
 /// touched by ten events of one batch is decoded and written once, not ten
-/// times). The price is that commands wait up to one such transaction for
-/// their log position while an operator rebuilds (about a tenth of a second
-/// at a million events on two cores; see BENCHMARKS.md).
+/// times). Bounded all the same, so that each batch stays far inside the
+/// statement timeout and a rebuild shows progress (about a tenth of a second
+/// per batch at a million events on two cores; see BENCHMARKS.md).
 const REBUILD_BATCH: i64 = 4_000;
 /// The first key of the projectors' advisory locks (the second is the
 /// projection's name hashed): "STAG".
@@ -182,10 +182,9 @@ impl Projections {
     async fn round(&self, projection: &dyn Projection, batch: i64) -> Result<Round, StoreError> {
         let pool = self.log.background();
         let mut tx = pool.begin().await?;
-        // One active worker per projection: a transaction-level advisory lock,
-        // not `FOR UPDATE`, because a row lock gives the transaction an id at
-        // once, and the event log stamps nothing newer until that id ends (see
-        // `log`) — the whole round would delay every command.
+        // One active worker per projection: a transaction-level advisory lock.
+        // The round's transaction id, once it writes, does not hold back the
+        // event log's stamping: it runs on the background pool (see `log`).
         //
         // Read models are derived data and move with their checkpoint in one
         // transaction: if a crash loses the last commits, both roll back
@@ -243,10 +242,6 @@ impl Projections {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        // The round held a transaction id while it wrote, and with it the
-        // log's stamping of every later command (see `log`): say it ended, so
-        // that stamping need not wait for its next poll.
-        self.log.wake_sequencer();
         Ok(if reached < upto { Round::Advanced(reached) } else { Round::UpToDate(reached) })
     }
 
@@ -294,8 +289,7 @@ impl Projections {
         .await?;
         tx.commit().await?;
         checkpoint.send_replace(0);
-        // The replay runs in bounded batches: one long transaction would hold back
-        // the event log's sequencer for its whole length.
+        // The replay runs in bounded batches (see `REBUILD_BATCH`).
         self.catch_up_by(name, REBUILD_BATCH).await
     }
 

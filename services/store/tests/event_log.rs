@@ -82,6 +82,79 @@ async fn the_log_waits_for_a_slow_transaction_instead_of_skipping_it() {
 }
 
 #[tokio::test]
+async fn an_open_background_transaction_does_not_hold_back_the_log() {
+    let pool = fresh_pool().await.expect("pool");
+    let log = EventLog::open(pool.clone()).await.expect("log");
+    let workers = log.spawn();
+
+    // A projector-like round on the background pool that has written (so it
+    // holds a transaction id) and stays open, as a slow read-model round would.
+    let mut round = log.background().begin().await.expect("begin");
+    sqlx::query("UPDATE projection_checkpoints SET updated_at = now()")
+        .execute(&mut *round)
+        .await
+        .expect("write");
+    let holds: Option<String> = sqlx::query_scalar("SELECT pg_current_xact_id_if_assigned()::text")
+        .fetch_one(&mut *round)
+        .await
+        .expect("xid");
+    assert!(holds.is_some(), "the round must hold a transaction id for the test to mean anything");
+
+    // A command's events committed after it are stamped all the same.
+    append(&pool, "after-round", 1).await;
+    log.wake_sequencer();
+    assert!(
+        log.await_head_after(0, Duration::from_secs(5)).await,
+        "the log waited for a background transaction, which never appends events"
+    );
+    assert_eq!(all(&log).await, vec![(1, "after-round".to_owned(), 1)]);
+
+    // The same open transaction on a request connection does hold it back.
+    let mut writer = pool.begin().await.expect("begin");
+    sqlx::query("UPDATE projection_checkpoints SET updated_at = now() WHERE false")
+        .execute(&mut *writer)
+        .await
+        .expect("write");
+    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *writer)
+        .await
+        .expect("xid");
+    append(&pool, "after-writer", 1).await;
+    log.wake_sequencer();
+    assert!(
+        !log.await_head_after(1, Duration::from_millis(400)).await,
+        "the log moved past a request transaction that may still append"
+    );
+    writer.rollback().await.expect("rollback");
+    round.rollback().await.expect("rollback");
+    log.wake_sequencer();
+    assert!(log.await_head_after(1, Duration::from_secs(5)).await, "the log did not move on");
+    for worker in workers {
+        worker.abort();
+    }
+}
+
+#[tokio::test]
+async fn the_database_refuses_events_from_a_background_session() {
+    let pool = fresh_pool().await.expect("pool");
+    let log = EventLog::open(pool.clone()).await.expect("log");
+    // The sequencer does not wait for background sessions, so an event
+    // appended by one could land below positions already stamped.
+    let refused = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('probe', 'from-background', 1, 'Probed', '1', '{}', '{}')",
+    )
+    .execute(log.background())
+    .await
+    .expect_err("a background session appended an event");
+    assert!(refused.to_string().contains("request sessions only"), "{refused}");
+    append(&pool, "from-request", 1).await;
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.expect("count");
+    assert_eq!(rows, 1, "only the request session's event is recorded");
+}
+
+#[tokio::test]
 async fn a_rolled_back_append_leaves_no_gap() {
     let pool = fresh_pool().await.expect("pool");
     let log = EventLog::open(pool.clone()).await.expect("log");
