@@ -30,6 +30,17 @@ const BATCH: i64 = 500;
 /// statement timeout and a rebuild shows progress (about a tenth of a second
 /// per batch at a million events on two cores; see BENCHMARKS.md).
 const REBUILD_BATCH: i64 = 4_000;
+/// Whether projection `$1` reflects the log up to position `$2` (see
+/// `await_position`). The type filter is kept from the primary key's index,
+/// so the check costs at most the range (see `log::READ_RANGE`).
+pub(crate) const REACHED: &str = "SELECT c.position >= $2 OR (
+        $2 - c.position <= $4
+        AND $2 <= (SELECT coalesce(max(log_position), 0) FROM events)
+        AND NOT EXISTS (
+            SELECT 1 FROM events e
+             WHERE e.log_position > c.position AND e.log_position <= $2
+               AND array_position($3, e.aggregate_type) IS NOT NULL))
+   FROM projection_checkpoints c WHERE c.name = $1";
 /// The first key of the projectors' advisory locks (the second is the
 /// projection's name hashed): "STAG".
 const PROJECTOR_LOCKS: i32 = 0x5354_4147;
@@ -321,22 +332,13 @@ impl Projections {
             // may still get a position up to `position`. And only over a
             // short range, which is what a quiet worker leaves: a projection
             // that is far behind, as in a rebuild, is waited for.)
-            let reached: Option<bool> = sqlx::query_scalar(
-                "SELECT c.position >= $2 OR (
-                        $2 - c.position <= $4
-                        AND $2 <= (SELECT coalesce(max(log_position), 0) FROM events)
-                        AND NOT EXISTS (
-                            SELECT 1 FROM events e
-                             WHERE e.log_position > c.position AND e.log_position <= $2
-                               AND e.aggregate_type = ANY($3)))
-                   FROM projection_checkpoints c WHERE c.name = $1",
-            )
-            .bind(name)
-            .bind(position)
-            .bind(projection.aggregate_types())
-            .bind(SKIPPABLE_RANGE)
-            .fetch_optional(self.log.pool())
-            .await?;
+            let reached: Option<bool> = sqlx::query_scalar(REACHED)
+                .bind(name)
+                .bind(position)
+                .bind(projection.aggregate_types())
+                .bind(SKIPPABLE_RANGE)
+                .fetch_optional(self.log.pool())
+                .await?;
             if reached == Some(true) {
                 return Ok(true);
             }
