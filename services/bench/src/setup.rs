@@ -24,7 +24,8 @@ const TOKEN_SECONDS: u64 = 4 * 3600;
 
 /// What `--pg-log` makes PostgreSQL log, to find what stalls a load: every
 /// autovacuum and checkpoint, lock waits over 100 ms, statements over 100 ms
-/// and temporary files, each line with a millisecond timestamp.
+/// (with their plans, see `explain_slow_statements`) and temporary files, each
+/// line with a millisecond timestamp.
 pub const DIAGNOSTIC_SETTINGS: [(&str, &str); 8] = [
     ("log_line_prefix", "%m [%p] "),
     // The report's slowest seconds are in UTC.
@@ -36,6 +37,26 @@ pub const DIAGNOSTIC_SETTINGS: [(&str, &str); 8] = [
     ("log_min_duration_statement", "100"),
     ("log_temp_files", "0"),
 ];
+
+/// Makes every later session of the benchmark's database log the plan of a
+/// statement over 100 ms (`auto_explain`), when the PostgreSQL installation
+/// has the module: a slow statement's plan says why it was slow.
+async fn explain_slow_statements(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut session = sqlx::PgConnection::connect(url).await.context("connecting")?;
+    if sqlx::raw_sql("LOAD 'auto_explain'").execute(&mut session).await.is_err() {
+        eprintln!("note: auto_explain is not installed; slow statements are logged without plans");
+        return Ok(());
+    }
+    sqlx::raw_sql(&format!(
+        "ALTER DATABASE {DATABASE} SET session_preload_libraries = 'auto_explain';
+         ALTER DATABASE {DATABASE} SET auto_explain.log_min_duration = '100ms';"
+    ))
+    .execute(&mut session)
+    .await
+    .context("turning auto_explain on")?;
+    Ok(())
+}
 
 /// Everything a phase needs.
 pub struct Env {
@@ -113,6 +134,9 @@ impl Env {
         .await
         .context("the cluster start task failed")??;
 
+        if log_diagnostics {
+            explain_slow_statements(&cluster.url(DATABASE)).await?;
+        }
         let settings = DbSettings { max_connections: 32, acquire_timeout: Duration::from_secs(5) };
         let pool = stagepact_store::connect(&cluster.url(DATABASE), &settings)
             .await

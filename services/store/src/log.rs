@@ -878,17 +878,15 @@ mod tests {
         let read = plan(&pool, READ_RANGE, (19_800, 19_900, 500)).await;
         assert!(read.contains("events_log_position"), "{read}");
         assert!(!read.contains("events_pkey"), "read every placement event: {read}");
-        let check: Value = sqlx::query_scalar(&format!(
-            "EXPLAIN (FORMAT JSON) {}",
-            crate::projector::REACHED
-        ))
-        .bind("placements")
-        .bind(19_900_i64)
-        .bind(vec!["placement"])
-        .bind(50_000_i64)
-        .fetch_one(&pool)
-        .await
-        .expect("explain");
+        let check: Value =
+            sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {}", crate::projector::REACHED))
+                .bind("placements")
+                .bind(19_900_i64)
+                .bind(vec!["placement"])
+                .bind(50_000_i64)
+                .fetch_one(&pool)
+                .await
+                .expect("explain");
         let check = check.to_string();
         assert!(!check.contains("events_pkey"), "read every placement event: {check}");
     }
