@@ -334,3 +334,31 @@ async fn analyze_keeps_no_statistics_of_json_documents() {
     .expect("pg_attribute");
     assert_eq!(with_statistics, Vec::<String>::new(), "jsonb columns that ANALYZE would sample");
 }
+
+#[tokio::test]
+async fn the_log_is_analysed_from_a_small_sample() {
+    let pool = fresh_pool().await.expect("pool");
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                             event_version, payload, metadata, log_position)
+         SELECT 'probe', 'p' || n, 1, 'Probed', '1', '{}', '{}', n
+           FROM generate_series(1, 5000) AS n",
+    )
+    .execute(&pool)
+    .await
+    .expect("events");
+    sqlx::query("ANALYZE events").execute(&pool).await.expect("analyze");
+    // Autovacuum's ANALYZE of the log competes with commands about once a
+    // minute under load; a statistics target of 10 keeps its sample (and a
+    // histogram) to a tenth of the default's.
+    let buckets: Option<i32> = sqlx::query_scalar(
+        "SELECT array_length(histogram_bounds::text::text[], 1) FROM pg_stats
+          WHERE schemaname = current_schema() AND tablename = 'events'
+            AND attname = 'log_position'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("pg_stats");
+    let buckets = buckets.expect("log_position has a histogram");
+    assert!((2..=11).contains(&buckets), "{buckets} histogram bounds");
+}
