@@ -151,8 +151,8 @@ pub(crate) const READ_RANGE: &str =
     AND ($4::text[] IS NULL OR array_position($4, aggregate_type) IS NOT NULL)
     AND ($5::text[] IS NULL OR (aggregate_type, event_type) IN
           (SELECT * FROM unnest($5::text[], $6::text[])))
-    AND ($7::text[] IS NULL OR aggregate_id = ANY($7))
-    AND ($8::text[] IS NULL OR aggregate_type = ANY($8)
+    AND ($7::text[] IS NULL OR array_position($7, aggregate_id) IS NOT NULL)
+    AND ($8::text[] IS NULL OR array_position($8, aggregate_type) IS NOT NULL
          OR $10 = ANY(string_to_array(metadata->>$9, ' ')))
   ORDER BY log_position
   LIMIT $3";
@@ -831,17 +831,22 @@ async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<(EventKey, i64)>), StoreErro
 mod tests {
     use super::*;
 
-    /// The plan PostgreSQL chooses for `sql` with these parameters.
-    async fn plan(pool: &PgPool, sql: &str, binds: (i64, i64, i64)) -> String {
-        let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {sql}"))
-            .bind(binds.0)
-            .bind(binds.1)
-            .bind(binds.2)
-            .bind(vec!["placement"])
+    /// The plan PostgreSQL chooses for a range read of (18,900, 19,900] by
+    /// aggregate type (`by_type`) or as SBB's audience (`whole_types`).
+    async fn range_plan(
+        pool: &PgPool,
+        by_type: Option<Vec<&str>>,
+        whole_types: Option<Vec<&str>>,
+    ) -> String {
+        let plan: Value = sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {READ_RANGE}"))
+            .bind(18_900_i64)
+            .bind(19_900_i64)
+            .bind(500_i64)
+            .bind(by_type)
             .bind(None::<Vec<String>>)
             .bind(None::<Vec<String>>)
             .bind(None::<Vec<String>>)
-            .bind(None::<Vec<String>>)
+            .bind(whole_types)
             .bind(None::<String>)
             .bind(None::<String>)
             .fetch_one(pool)
@@ -875,9 +880,12 @@ mod tests {
         .await
         .expect("placements");
 
-        let read = plan(&pool, READ_RANGE, (19_800, 19_900, 500)).await;
-        assert!(read.contains("events_log_position"), "{read}");
-        assert!(!read.contains("events_pkey"), "read every placement event: {read}");
+        let projector = range_plan(&pool, Some(vec!["placement"]), None).await;
+        let sbb = range_plan(&pool, None, Some(vec!["placement"])).await;
+        for read in [projector, sbb] {
+            assert!(read.contains("events_log_position"), "{read}");
+            assert!(!read.contains("events_pkey"), "read every placement event: {read}");
+        }
         let check: Value =
             sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {}", crate::projector::REACHED))
                 .bind("placements")
@@ -888,6 +896,7 @@ mod tests {
                 .await
                 .expect("explain");
         let check = check.to_string();
+        assert!(check.contains("events_log_position"), "{check}");
         assert!(!check.contains("events_pkey"), "read every placement event: {check}");
     }
 

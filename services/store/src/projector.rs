@@ -30,6 +30,9 @@ const BATCH: i64 = 500;
 /// statement timeout and a rebuild shows progress (about a tenth of a second
 /// per batch at a million events on two cores; see BENCHMARKS.md).
 const REBUILD_BATCH: i64 = 4_000;
+/// Most log positions one round reads through: about a tenth of a second of
+/// scanning on two cores, whatever share of them the projection's types hold.
+const SCAN_WINDOW: i64 = 100_000;
 /// Whether projection `$1` reflects the log up to position `$2` (see
 /// `await_position`). The type filter is kept from the primary key's index,
 /// so the check costs at most the range (see `log::READ_RANGE`).
@@ -224,13 +227,17 @@ impl Projections {
             ensure_checkpoint(pool, projection.name()).await?;
             return Ok(Round::Advanced(0));
         };
-        let upto: i64 = sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM events")
+        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
-        if upto <= checkpoint {
+        if head <= checkpoint {
             tx.rollback().await?;
             return Ok(Round::UpToDate(checkpoint));
         }
+        // A round reads at most a window of the log: the read scans positions
+        // (see `log::READ_RANGE`), and a projection of a rare type would
+        // otherwise scan the whole log in one statement to fill its batch.
+        let upto = head.min(checkpoint.saturating_add(SCAN_WINDOW));
         let filter = FeedFilter {
             aggregate_types: Some(
                 projection.aggregate_types().iter().map(|t| (*t).to_owned()).collect(),
@@ -253,7 +260,7 @@ impl Projections {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(if reached < upto { Round::Advanced(reached) } else { Round::UpToDate(reached) })
+        Ok(if reached < head { Round::Advanced(reached) } else { Round::UpToDate(reached) })
     }
 
     /// Applies the log until the projection is up to date (or another worker

@@ -361,4 +361,21 @@ async fn the_log_is_analysed_from_a_small_sample() {
     .expect("pg_stats");
     let buckets = buckets.expect("log_position has a histogram");
     assert!((2..=11).contains(&buckets), "{buckets} histogram bounds");
+    // One column (or indexed expression) at the default target would bring
+    // the large sample back: every one, including those added later.
+    let sampled_widely: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname || '.' || a.attname
+           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+          WHERE c.oid IN (SELECT 'events'::regclass
+                          UNION SELECT indexrelid FROM pg_index
+                                 WHERE indrelid = 'events'::regclass AND indexprs IS NOT NULL)
+            AND a.attnum > 0 AND NOT a.attisdropped
+            AND (c.relkind = 'r' OR pg_get_indexdef(c.oid, a.attnum, false) LIKE '(%')
+            AND coalesce(a.attstattarget, -1) NOT IN (0, 10)
+          ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("pg_attribute");
+    assert_eq!(sampled_widely, Vec::<String>::new(), "columns ANALYZE samples 30,000 rows for");
 }
