@@ -279,7 +279,7 @@ pub struct CaseEntry<R> {
 fn entry<R: DeserializeOwned>(row: &sqlx::postgres::PgRow) -> Result<CaseEntry<R>, StoreError> {
     Ok(CaseEntry {
         id: row.try_get("case_id")?,
-        record: serde_json::from_value(row.try_get("record")?)?,
+        record: crate::fold::document(row, "record")?,
         version: row.try_get("version")?,
         last_position: row.try_get("last_position")?,
         updated_at: row.try_get("updated_at")?,

@@ -6,6 +6,12 @@
 //! an `If-Match` check outside it would race with a concurrent writer. Here the
 //! check and the append see the same loaded state, and the append itself is
 //! guarded by the events table's primary key (optimistic concurrency).
+//!
+//! Nor is postgres-es's commit: it spends a round trip on BEGIN, one per event
+//! and one on COMMIT, and writes a snapshot in the events' transaction. Here
+//! the events go in with one statement and the snapshot (a cache: migration
+//! 0004) after it; the tables and their encoding are postgres-es's, so its
+//! loads still read what is written here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +19,7 @@ use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore, SerializedEvent};
-use cqrs_es::{Aggregate, AggregateError, EventStore};
+use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlx::Row;
 use stagepact_domain::Visibility;
@@ -28,8 +34,6 @@ const CONFLICT_RETRIES: u32 = 30;
 /// Events between aggregate snapshots: a command loads at most this many
 /// events after the latest snapshot, whatever the aggregate's age.
 const SNAPSHOT_EVERY: usize = 20;
-/// The metadata key that marks which command recorded an event.
-const COMMAND_ID: &str = "command_id";
 /// How long a command waits for its events' log position.
 const POSITION_WAIT: Duration = Duration::from_secs(10);
 
@@ -132,20 +136,14 @@ impl CommandBus {
         A: Aggregate<Services = ()> + Clone + Visibility,
         A::Command: Clone,
     {
-        let store = self.store::<A>();
         let head = self.log.subscribe();
-        // Marks this command's events, so a commit that reports a conflict
-        // after all can be recognised (see below).
-        let command_id = uuid::Uuid::new_v4().to_string();
-        let mut metadata = metadata;
-        metadata.insert(COMMAND_ID.to_owned(), command_id.clone());
         let mut attempt = 0;
         let (version, waiter) = loop {
             attempt += 1;
             let context = match self.load_context::<A>(id).await? {
                 Some(context) => context,
                 // A snapshot of an older shape: replay everything, as cqrs-es does.
-                None => store.load_aggregate(id).await.map_err(store_error)?,
+                None => self.store::<A>().load_aggregate(id).await.map_err(store_error)?,
             };
             let current = i64::try_from(context.current_sequence).unwrap_or(i64::MAX);
             guard(&context.aggregate).map_err(CommandError::Denied)?;
@@ -156,9 +154,9 @@ impl CommandBus {
             }
             let sink = EventSink::<A>::default();
             // Decide on a copy: cqrs-es 0.5's `EventSink` applies each event to
-            // the aggregate it is given, and its snapshot store applies the same
-            // events again when it writes a snapshot from the context. Handing
-            // the context over untouched keeps every event applied exactly once.
+            // the aggregate it is given, and a snapshot is built from the loaded
+            // state and the events up to its sequence number (see `snapshot`),
+            // which may be fewer than all of them.
             let mut scratch = context.aggregate.clone();
             scratch.handle(command.clone(), &(), &sink).await.map_err(CommandError::Rejected)?;
             let events = sink.collect().await;
@@ -170,29 +168,20 @@ impl CommandBus {
             metadata.extend(audience_metadata(scratch.audience()));
             let recorded = i64::try_from(events.len()).unwrap_or(i64::MAX);
             let waiter = self.log.expect(A::TYPE, id, current + recorded);
-            match store.commit(events, context, metadata).await {
-                Ok(_) => break (current + recorded, waiter),
-                // postgres-es commits the events before it checks the snapshot
-                // update, and reports a conflict when that matched no row (a
-                // snapshot replaced or removed meanwhile): the events may be in.
-                Err(AggregateError::AggregateConflict)
-                    if self.recorded_by::<A>(id, current + recorded, &command_id).await? =>
-                {
-                    break (current + recorded, waiter);
-                }
-                Err(AggregateError::AggregateConflict) => {
-                    if let Some(expected) = expected_version {
-                        let current = self.version_of::<A>(id).await?;
-                        return Err(CommandError::VersionMismatch { expected, current });
-                    }
-                    if attempt > CONFLICT_RETRIES {
-                        return Err(CommandError::Conflict);
-                    }
-                    tracing::debug!(aggregate = A::TYPE, id, attempt, "lost a race; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                Err(other) => return Err(store_error(other)),
+            if self.append::<A>(id, current, &events, &metadata).await? {
+                self.snapshot(id, context, &events).await;
+                break (current + recorded, waiter);
             }
+            // Another writer appended first.
+            if let Some(expected) = expected_version {
+                let current = self.version_of::<A>(id).await?;
+                return Err(CommandError::VersionMismatch { expected, current });
+            }
+            if attempt > CONFLICT_RETRIES {
+                return Err(CommandError::Conflict);
+            }
+            tracing::debug!(aggregate = A::TYPE, id, attempt, "lost a race; retrying");
+            tokio::time::sleep(backoff(attempt)).await;
         };
         // The events are committed: whatever happens now, the answer is success.
         let position = match self.log.await_stamp(waiter, head, POSITION_WAIT).await {
@@ -211,6 +200,99 @@ impl CommandBus {
             );
         }
         Ok(Committed { version, position })
+    }
+
+    /// Appends `events` after version `current`, in one statement outside
+    /// any explicit transaction: one round trip where postgres-es's commit
+    /// takes three or more (BEGIN, an INSERT per event, COMMIT), on every
+    /// command. False when another writer took one of the sequence numbers
+    /// first (the primary key refused them all: nothing was recorded).
+    async fn append<A: Aggregate>(
+        &self,
+        id: &str,
+        current: i64,
+        events: &[A::Event],
+        metadata: &HashMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        let mut types = Vec::with_capacity(events.len());
+        let mut versions = Vec::with_capacity(events.len());
+        let mut payloads = Vec::with_capacity(events.len());
+        for event in events {
+            types.push(event.event_type());
+            versions.push(event.event_version());
+            payloads.push(serde_json::to_value(event)?);
+        }
+        // The columns postgres-es writes, in its encoding (see `SerializedEvent`).
+        let appended = sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                                 event_version, payload, metadata)
+             SELECT $1, $2, $3 + e.n, e.event_type, e.event_version, e.payload, $7
+               FROM unnest($4::text[], $5::text[], $6::jsonb[])
+                    WITH ORDINALITY AS e(event_type, event_version, payload, n)",
+        )
+        .bind(A::TYPE)
+        .bind(id)
+        .bind(current)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(serde_json::to_value(metadata)?)
+        .execute(self.log.pool())
+        .await;
+        match appended {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Writes a snapshot when the appended events crossed a multiple of
+    /// [`SNAPSHOT_EVERY`] (where cqrs-es would), after the events committed.
+    /// Snapshots are a cache of the events (see migration 0004): a write that
+    /// fails costs a longer load later, never a wrong state, so it is logged
+    /// and the command stands. A snapshot only ever replaces an older one.
+    async fn snapshot<A: Aggregate>(
+        &self,
+        id: &str,
+        context: EventStoreAggregateContext<A>,
+        events: &[A::Event],
+    ) {
+        let from = context.current_sequence;
+        let to = from + events.len();
+        let at = to - to % SNAPSHOT_EVERY;
+        if at <= from {
+            return;
+        }
+        let mut aggregate = context.aggregate;
+        for event in &events[..at - from] {
+            aggregate.apply(event.clone());
+        }
+        let number = context.current_snapshot.map_or(1, |n| n + 1);
+        let written = match serde_json::to_value(&aggregate) {
+            Ok(payload) => sqlx::query(
+                "INSERT INTO snapshots
+                        (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+                    SET last_sequence = excluded.last_sequence,
+                        current_snapshot = excluded.current_snapshot,
+                        payload = excluded.payload
+                  WHERE snapshots.last_sequence < excluded.last_sequence",
+            )
+            .bind(A::TYPE)
+            .bind(id)
+            .bind(i64::try_from(at).unwrap_or(i64::MAX))
+            .bind(i64::try_from(number).unwrap_or(i64::MAX))
+            .bind(payload)
+            .execute(self.log.pool())
+            .await
+            .map(drop)
+            .map_err(StoreError::from),
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = written {
+            tracing::warn!(aggregate = A::TYPE, id, %error, "could not write a snapshot");
+        }
     }
 
     /// Loads the aggregate's snapshot and the events after it in one round
@@ -291,26 +373,6 @@ impl CommandBus {
         };
         let version = i64::try_from(context.current_sequence).unwrap_or(i64::MAX);
         Ok((context.aggregate, version))
-    }
-
-    /// Whether the event at `sequence` was recorded by the command `command_id`.
-    async fn recorded_by<A: Aggregate>(
-        &self,
-        id: &str,
-        sequence: i64,
-        command_id: &str,
-    ) -> Result<bool, StoreError> {
-        let recorded: Option<String> = sqlx::query_scalar(
-            "SELECT metadata->>'command_id' FROM events
-              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-        )
-        .bind(A::TYPE)
-        .bind(id)
-        .bind(sequence)
-        .fetch_optional(self.log.pool())
-        .await?
-        .flatten();
-        Ok(recorded.as_deref() == Some(command_id))
     }
 
     /// The aggregate's current version (0 when it has no events).

@@ -188,7 +188,7 @@ pub struct RegistryFilter {
 
 fn entry(row: &sqlx::postgres::PgRow) -> Result<RegistryEntry, StoreError> {
     Ok(RegistryEntry {
-        record: serde_json::from_value(row.try_get("record")?)?,
+        record: crate::fold::document(row, "record")?,
         version: row.try_get("version")?,
         last_position: row.try_get("last_position")?,
         updated_at: row.try_get("updated_at")?,

@@ -23,6 +23,18 @@ pub(crate) struct Touched {
     pub at: DateTime<Utc>,
 }
 
+/// A read model's JSON document column, decoded straight from the row's bytes
+/// into its type (not through a `serde_json::Value` tree first: a placement
+/// record is read on every overview).
+pub(crate) fn document<T: DeserializeOwned>(
+    row: &sqlx::postgres::PgRow,
+    column: &str,
+) -> Result<T, StoreError> {
+    use sqlx::Row;
+    let sqlx::types::Json(document) = row.try_get::<sqlx::types::Json<T>, _>(column)?;
+    Ok(document)
+}
+
 /// The aggregate id of an event as a uuid (offers and placements have uuid ids).
 pub(crate) fn uuid_id(event: &LoggedEvent) -> Result<uuid::Uuid, StoreError> {
     uuid::Uuid::parse_str(&event.aggregate_id).map_err(|error| {

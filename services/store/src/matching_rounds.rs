@@ -130,7 +130,7 @@ pub async fn get(pool: &PgPool, round_id: Uuid) -> Result<Option<RoundEntry>, St
             .await?;
     row.map(|row| {
         Ok(RoundEntry {
-            record: serde_json::from_value(row.try_get("record")?)?,
+            record: crate::fold::document(&row, "record")?,
             version: row.try_get("version")?,
             updated_at: row.try_get("updated_at")?,
         })
@@ -232,8 +232,8 @@ pub async fn offers(
     rows.iter()
         .map(|row| {
             Ok(OfferInPlay {
-                offer: serde_json::from_value(row.try_get("offer")?)?,
-                company: serde_json::from_value(row.try_get("company")?)?,
+                offer: crate::fold::document(row, "offer")?,
+                company: crate::fold::document(row, "company")?,
             })
         })
         .collect()

@@ -202,7 +202,7 @@ pub(crate) use select_offers;
 
 fn entry(row: &sqlx::postgres::PgRow) -> Result<OfferEntry, StoreError> {
     Ok(OfferEntry {
-        record: serde_json::from_value(row.try_get("record")?)?,
+        record: crate::fold::document(row, "record")?,
         open: row.try_get("open")?,
         version: row.try_get("version")?,
         last_position: row.try_get("last_position")?,

@@ -160,7 +160,7 @@ pub struct PlacementFilter {
 
 fn entry(row: &sqlx::postgres::PgRow) -> Result<PlacementEntry, StoreError> {
     Ok(PlacementEntry {
-        record: serde_json::from_value(row.try_get("record")?)?,
+        record: crate::fold::document(row, "record")?,
         version: row.try_get("version")?,
         last_position: row.try_get("last_position")?,
         updated_at: row.try_get("updated_at")?,
@@ -176,6 +176,29 @@ pub async fn get(pool: &PgPool, placement_id: Uuid) -> Result<Option<PlacementEn
     .fetch_optional(pool)
     .await?;
     row.as_ref().map(entry).transpose()
+}
+
+/// A student's placements in id order, at most `limit`: the overview, which
+/// students' apps call most of all. A prepared statement of its own (the
+/// general `list` is planned for each call's filters, a second round trip).
+pub async fn of_student(
+    pool: &PgPool,
+    school: &str,
+    student_id: &str,
+    limit: i64,
+) -> Result<Vec<PlacementEntry>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT record, version, last_position, updated_at FROM placements
+          WHERE school = $1 AND student_id = $2
+          ORDER BY placement_id
+          LIMIT $3",
+    )
+    .bind(school)
+    .bind(student_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(entry).collect()
 }
 
 /// Placements in id order after `after`, at most `limit`.

@@ -1,7 +1,7 @@
 //! Checkpointed projectors: each read model applies the log in order and records
 //! how far it got in the same transaction as its update, so a crash can neither
 //! lose nor double an update. One worker per projection is active at a time
-//! across processes (a transaction-level advisory lock per projection); the
+//! across processes (each round locks its projection's checkpoint row); the
 //! others stand by.
 //!
 //! cqrs-es's in-process query dispatch is not used for delivery: events can be
@@ -44,9 +44,6 @@ pub(crate) const REACHED: &str = "SELECT c.position >= $2 OR (
              WHERE e.log_position > c.position AND e.log_position <= $2
                AND array_position($3, e.aggregate_type) IS NOT NULL))
    FROM projection_checkpoints c WHERE c.name = $1";
-/// The first key of the projectors' advisory locks (the second is the
-/// projection's name hashed): "STAG".
-const PROJECTOR_LOCKS: i32 = 0x5354_4147;
 /// How often a standby worker checks whether the active one went away.
 const STANDBY_POLL: Duration = Duration::from_millis(250);
 /// The longest an up-to-date worker sleeps without a round. Stamps of other
@@ -62,7 +59,7 @@ const QUIET_PAUSE: Duration = Duration::from_millis(50);
 const SKIPPABLE_RANGE: i64 = 50_000;
 /// The least time from one round's start to the next one's while the worker
 /// keeps up. Under load each stamp holds a few events, and a round per stamp
-/// costs the same seven statements for two events as for twenty; waiting this
+/// costs the same statements for two events as for twenty; waiting this
 /// long lets a round take what several stamps brought. A read model is that
 /// much later at most (a first event after a pause is applied at once).
 const ROUND_SPACING: Duration = Duration::from_millis(10);
@@ -196,7 +193,14 @@ impl Projections {
     async fn round(&self, projection: &dyn Projection, batch: i64) -> Result<Round, StoreError> {
         let pool = self.log.background();
         let mut tx = pool.begin().await?;
-        // One active worker per projection: a transaction-level advisory lock.
+        // One active worker per projection: the round locks its checkpoint's
+        // row, and a worker that finds it locked stands by. Lock, checkpoint
+        // and head in one round trip: a row lock (unlike an advisory lock
+        // taken in the same statement) reads the checkpoint as the last
+        // holder committed it, not as the statement's snapshot saw it. The
+        // lock gives the round a transaction id at once; that no longer holds
+        // back stamping (background sessions are not waited for, see `log`),
+        // and rounds without events of their own are rare (`until_round_due`).
         // The round's transaction id, once it writes, does not hold back the
         // event log's stamping: it runs on the background pool (see `log`).
         //
@@ -204,32 +208,30 @@ impl Projections {
         // transaction: if a crash loses the last commits, both roll back
         // together and the events are applied again. So they need not wait for
         // the WAL flush.
-        let active: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_xact_lock($2, hashtext($1))
-                AND set_config('synchronous_commit', 'off', true) = 'off'",
+        let locked: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT c.position, (SELECT coalesce(max(log_position), 0) FROM events)
+               FROM projection_checkpoints c
+              WHERE c.name = $1 AND set_config('synchronous_commit', 'off', true) = 'off'
+                FOR UPDATE OF c SKIP LOCKED",
         )
         .bind(projection.name())
-        .bind(PROJECTOR_LOCKS)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if !active {
+        let Some((checkpoint, head)) = locked else {
             tx.rollback().await?;
-            return Ok(Round::Standby);
-        }
-        let checkpoint: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
-                .bind(projection.name())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(checkpoint) = checkpoint else {
+            let exists: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM projection_checkpoints WHERE name = $1)",
+            )
+            .bind(projection.name())
+            .fetch_one(pool)
+            .await?;
+            if exists {
+                return Ok(Round::Standby);
+            }
             // A projection added after its migration: give it a checkpoint.
-            tx.rollback().await?;
             ensure_checkpoint(pool, projection.name()).await?;
             return Ok(Round::Advanced(0));
         };
-        let head: i64 = sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
         if head <= checkpoint {
             tx.rollback().await?;
             return Ok(Round::UpToDate(checkpoint));
@@ -293,9 +295,8 @@ impl Projections {
         ensure_checkpoint(pool, projection.name()).await?;
         let mut tx = pool.begin().await?;
         // Waits for an active worker's round to finish, then holds it off.
-        sqlx::query("SELECT pg_advisory_xact_lock($2, hashtext($1))")
+        sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
             .bind(projection.name())
-            .bind(PROJECTOR_LOCKS)
             .execute(&mut *tx)
             .await?;
         projection.reset(&mut tx).await?;
@@ -370,8 +371,8 @@ impl Projections {
 /// Waits until a worker up to date at `position` has a round worth its
 /// statements. Every stamp moves the head, but most hold none of a given
 /// projection's events, and a round for those would only move its checkpoint:
-/// seven statements, times every projection, for each stamp. So a round is due when
-/// events of `types` were stamped; when only others were, once the log pauses
+/// a transaction of six statements, times every projection, for each stamp.
+/// So a round is due when events of `types` were stamped; when only others were, once the log pauses
 /// or a second has passed (readers that wait for a position do not wait for
 /// this: see `await_position`); and after a second without news at all.
 async fn until_round_due(

@@ -120,7 +120,7 @@ pub struct StudentEntry {
 
 fn entry(row: &sqlx::postgres::PgRow) -> Result<StudentEntry, StoreError> {
     Ok(StudentEntry {
-        record: serde_json::from_value(row.try_get("record")?)?,
+        record: crate::fold::document(row, "record")?,
         version: row.try_get("version")?,
         last_position: row.try_get("last_position")?,
         updated_at: row.try_get("updated_at")?,

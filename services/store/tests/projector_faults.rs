@@ -68,8 +68,11 @@ fn registration(n: u32) -> CompanyCommand {
     })
 }
 
-#[tokio::test]
-async fn a_projector_killed_between_update_and_checkpoint_applies_each_event_once() {
+/// A fresh database with the probe's table and `companies` registrations in
+/// the log, stamped; the log and its sequencer.
+async fn with_registrations(
+    companies: u32,
+) -> (sqlx::PgPool, Arc<EventLog>, Vec<tokio::task::JoinHandle<()>>) {
     let pool = fresh_pool().await.expect("pool");
     sqlx::query("CREATE TABLE fault_probe (position bigint PRIMARY KEY, applied int NOT NULL)")
         .execute(&pool)
@@ -78,7 +81,7 @@ async fn a_projector_killed_between_update_and_checkpoint_applies_each_event_onc
     let log = EventLog::open(pool.clone()).await.expect("log");
     let sequencer = log.spawn();
     let bus = CommandBus::new(Arc::clone(&log));
-    for n in 0..5 {
+    for n in 0..companies {
         let id = format!("fault-{n}");
         let committed = bus
             .execute::<Company>(&id, registration(n), None, HashMap::new())
@@ -86,6 +89,12 @@ async fn a_projector_killed_between_update_and_checkpoint_applies_each_event_onc
             .expect("register");
         assert!(committed.position.is_some());
     }
+    (pool, log, sequencer)
+}
+
+#[tokio::test]
+async fn a_projector_killed_between_update_and_checkpoint_applies_each_event_once() {
+    let (pool, log, sequencer) = with_registrations(5).await;
 
     // The worker applies the events, then is killed before its checkpoint.
     let updated = Arc::new(Notify::new());
@@ -122,5 +131,50 @@ async fn a_projector_killed_between_update_and_checkpoint_applies_each_event_onc
     .expect("events");
     assert_eq!(applied.iter().map(|(p, _)| *p).collect::<Vec<_>>(), events, "none lost");
     assert!(applied.iter().all(|(_, n)| *n == 1), "none applied twice: {applied:?}");
+    sequencer.iter().for_each(|w| w.abort());
+}
+
+/// One worker per projection: while another holds the projection (its
+/// checkpoint row locked, here by the test itself), a worker applies nothing
+/// and stands by; it carries on once the holder is gone.
+#[tokio::test]
+async fn a_worker_stands_by_while_another_holds_the_projection() {
+    let (pool, log, sequencer) = with_registrations(3).await;
+    sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1)")
+        .bind(NAME)
+        .execute(&pool)
+        .await
+        .expect("checkpoint");
+
+    // Holds the projection as a worker would: from a background session.
+    let mut holder = log.background().begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+        .bind(NAME)
+        .execute(&mut *holder)
+        .await
+        .expect("hold the projection");
+    let probe = Probe { stop: AtomicBool::new(false), updated: Arc::new(Notify::new()) };
+    let projections = Projections::new(Arc::clone(&log), vec![Arc::new(probe)]);
+    let catching_up = tokio::spawn(async move { projections.catch_up(NAME).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM fault_probe")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(applied, 0, "nothing applied while another worker holds the projection");
+    assert!(!catching_up.is_finished(), "standing by");
+
+    holder.rollback().await.expect("release");
+    let reached = tokio::time::timeout(Duration::from_secs(10), catching_up)
+        .await
+        .expect("caught up in time")
+        .expect("join")
+        .expect("caught up");
+    assert!(reached >= 3);
+    let applied: Vec<i32> = sqlx::query_scalar("SELECT applied FROM fault_probe")
+        .fetch_all(&pool)
+        .await
+        .expect("probe rows");
+    assert_eq!(applied, vec![1, 1, 1], "each event applied once");
     sequencer.iter().for_each(|w| w.abort());
 }

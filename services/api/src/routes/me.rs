@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use stagepact_store::placements::{self, PlacementFilter};
+use stagepact_store::placements;
 use utoipa::{IntoParams, ToSchema};
 
 use super::events::{CloudEvent, cloud_events};
@@ -74,15 +74,7 @@ pub async fn get_my_overview(
     let (school, student_id) = student(&principal)?;
     state.await_projection(placements::NAME, query.min_position).await?;
     let today = today();
-    let filter = PlacementFilter {
-        school: Some(school.clone()),
-        company_id: None,
-        student_id: Some(student_id.clone()),
-        status: None,
-        needs_attention: None,
-        today,
-    };
-    let entries = placements::list(&state.pool, &filter, None, OVERVIEW_LIMIT).await?;
+    let entries = placements::of_student(&state.pool, &school, &student_id, OVERVIEW_LIMIT).await?;
     let mut items: Vec<OverviewItem> = entries
         .into_iter()
         .map(|entry| OverviewItem {
