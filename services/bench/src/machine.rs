@@ -77,7 +77,7 @@ pub struct CpuSample {
 }
 
 /// Fields after the command name of a `/proc/.../stat` line, and the name.
-fn stat_fields(text: &str) -> (&str, Vec<u64>) {
+pub(crate) fn stat_fields(text: &str) -> (&str, Vec<u64>) {
     let name = text
         .split_once('(')
         .and_then(|(_, rest)| rest.rsplit_once(')'))
@@ -88,21 +88,27 @@ fn stat_fields(text: &str) -> (&str, Vec<u64>) {
     (name, after_name.split_whitespace().map(|n| n.parse().unwrap_or(0)).collect())
 }
 
+/// The time counters of all CPUs together (the `cpu` line of `/proc/stat`:
+/// user, nice, system, idle, iowait, irq, softirq, steal, ...), in ticks;
+/// empty where unreadable.
+pub(crate) fn all_cpus() -> Vec<u64> {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .next()
+        .and_then(|line| line.strip_prefix("cpu "))
+        .map(|rest| rest.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
 /// utime + stime (fields 14 and 15 of the line, 12 and 13 after the name).
-fn own_ticks(fields: &[u64]) -> u64 {
+pub(crate) fn own_ticks(fields: &[u64]) -> u64 {
     fields.get(11).copied().unwrap_or_default() + fields.get(12).copied().unwrap_or_default()
 }
 
 impl CpuSample {
     /// Reads `/proc/stat` and this process's `stat` files; zeros where unreadable.
     pub fn now() -> Self {
-        let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
-        let fields: Vec<u64> = stat
-            .lines()
-            .next()
-            .and_then(|line| line.strip_prefix("cpu "))
-            .map(|rest| rest.split_whitespace().filter_map(|n| n.parse().ok()).collect())
-            .unwrap_or_default();
+        let fields = all_cpus();
         // user nice system idle iowait irq softirq steal (guest time is part of user).
         let total: u64 = fields.iter().take(8).sum();
         let idle =

@@ -22,6 +22,7 @@
 //!
 //! It prints a report and writes the same figures as JSON.
 
+mod activity;
 mod dbstats;
 mod feed;
 mod header;
@@ -32,6 +33,7 @@ mod machine;
 mod matching_round;
 mod parties;
 mod pgbench;
+mod pulse;
 mod reads;
 mod reports;
 mod seed;

@@ -154,7 +154,7 @@ impl Env {
         let mut pg_settings = Vec::new();
         // The durability and checkpoint settings, and any the run was started with (so an
         // experiment's report says what it changed).
-        const REPORTED: [&str; 7] = [
+        const REPORTED: [&str; 8] = [
             "fsync",
             "synchronous_commit",
             "full_page_writes",
@@ -162,6 +162,7 @@ impl Env {
             "shared_buffers",
             "max_wal_size",
             "checkpoint_timeout",
+            "autovacuum_naptime",
         ];
         let reported = REPORTED
             .into_iter()

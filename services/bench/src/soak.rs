@@ -31,7 +31,10 @@
 //!   find in PostgreSQL's log with `--pg-log`); and the longest-open writing
 //!   transactions of request sessions, which hold back the log's stamping and
 //!   so every command's answer (`stagepact_store::log`; autovacuum's and the
-//!   background sessions' do not).
+//!   background sessions' do not). Beside each slow second, the machine while
+//!   its slowest command ran (`crate::pulse`: CPU stolen by the host, waiting
+//!   for a core or for the disk, the disk's flush times), against a typical
+//!   second: stalls that PostgreSQL's log did not explain.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,11 +43,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::activity;
 use crate::header::Header;
 use crate::http_load::client_runtime;
 use crate::lifecycle::population;
 use crate::lifecycle::walk::{self, Pacer};
 use crate::machine::{CpuSample, CpuUse};
+use crate::pulse::{self, Pulse};
 use crate::setup::Env;
 use crate::stats::{Summary, round};
 
@@ -58,6 +63,17 @@ const SLOTS_PER_OFFER: usize = 50;
 /// measured on a freshly analysed database in a few seconds is a burst the
 /// server cannot hold (`BENCHMARKS.md`, "Soak").
 const PROBE_PER_CLIENT: usize = 600;
+/// Walkers per client in the paced soak. An open-loop schedule must never wait
+/// for a free walker while the server has room: with one walker per client
+/// (16), 984 commands a second at 10 ms each keep ten of them busy, and a
+/// rise of the server's latency to 17 ms (an autovacuum round, the machine
+/// 85 % busy) capped the walkers at 940 commands a second. The schedule
+/// then fell behind by the second and every later command counted the wait
+/// (run J: one minute's p99 at 1.2 s while the machine was less busy than
+/// usual). Real callers are many and independent: they do not wait for each
+/// other's answers. Four per client leave that much headroom; the maximum
+/// is still measured with one per client, closed loop.
+const SOAK_WALKERS_PER_CLIENT: usize = 4;
 /// Flatness: the rate of every minute at least this share of the target.
 const RATE_FLOOR: f64 = 0.95;
 /// Flatness: p99 of the last minute at most this many times the second's.
@@ -236,6 +252,39 @@ fn slowest_seconds(
         .collect()
 }
 
+/// How many of PostgreSQL's busiest session states the report lists.
+const SESSION_STATES: usize = 6;
+
+impl Second {
+    /// Per-second samples (of the machine, of the sessions) from this second
+    /// until its slowest command was answered.
+    fn span<'p, T>(&self, samples: &'p [T]) -> &'p [T] {
+        let end = (self.offset + 1 + (self.max_ms / 1000.0).ceil() as usize).min(samples.len());
+        samples.get(self.offset.min(end)..end).unwrap_or_default()
+    }
+}
+
+/// The median second: each measure's median on its own.
+fn typical(pulses: &[Pulse]) -> Pulse {
+    let median = |f: fn(&Pulse) -> f64| {
+        let mut values: Vec<f64> = pulses.iter().map(f).collect();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or_default()
+    };
+    Pulse {
+        busy: median(|p| p.busy),
+        iowait: median(|p| p.iowait),
+        steal: median(|p| p.steal),
+        process_ms: median(|p| p.process_ms),
+        cpu_pressure_ms: median(|p| p.cpu_pressure_ms),
+        io_pressure_ms: median(|p| p.io_pressure_ms),
+        writes: median(|p| p.writes as f64) as u64,
+        write_ms: median(|p| p.write_ms),
+        flushes: median(|p| p.flushes as f64) as u64,
+        flush_ms: median(|p| p.flush_ms),
+    }
+}
+
 /// The number of whole minutes in the soak.
 fn windows_len(minutes: u64) -> usize {
     usize::try_from(minutes).unwrap_or(usize::MAX)
@@ -350,7 +399,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     env.settle().await?;
 
     eprintln!("soak: the maximum rate, {clients} clients walking {probe} lifecycles ...");
-    let max = walk::run(env, Arc::clone(&population), 0..probe, None).await?;
+    let max = walk::run(env, Arc::clone(&population), 0..probe, None, clients).await?;
     if max.errors > 0 {
         bail!("the maximum-rate walk had {} errors: {:?}", max.errors, max.error_kinds);
     }
@@ -388,6 +437,8 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     let pacer = Arc::new(Pacer::new(rate, length));
     let start = pacer.start();
     let holders = side.spawn(watch_holders(env.database_url(), start, Arc::clone(&stop)));
+    let pulses = pulse::every_second(start, Arc::clone(&stop));
+    let sessions = side.spawn(activity::sample(env.database_url(), start, Arc::clone(&stop)));
     // The schedule's start on the wall clock, to find a stall in PostgreSQL's log.
     let wall_start = chrono::Utc::now();
     let per_reader = options.read_rate / options.readers as f64;
@@ -425,9 +476,15 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
             samples
         })
     };
-    let soaked =
-        walk::run(env, Arc::clone(&population), probe..population.students.len(), Some(pacer))
-            .await?;
+    let walkers = clients * SOAK_WALKERS_PER_CLIENT;
+    let soaked = walk::run(
+        env,
+        Arc::clone(&population),
+        probe..population.students.len(),
+        Some(pacer),
+        walkers,
+    )
+    .await?;
     stop.store(true, Ordering::Relaxed);
     let mut reads = Vec::new();
     for reader in readers {
@@ -435,6 +492,8 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     }
     let feed = feed.await.context("the feed follower failed")?;
     let memory = memory.await.context("the memory sampler failed")?;
+    let pulses = pulses.join().map_err(|_| anyhow::anyhow!("the machine sampler panicked"))?;
+    let (sessions, session_errors) = sessions.await.context("the session sampler failed")?;
     let Holders { seen: mut holders, errors: holder_errors } =
         holders.await.context("the transaction watcher failed")?;
     holders.sort_by(|a, b| b.open_ms.total_cmp(&a.open_ms));
@@ -540,8 +599,11 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         line(text.clone());
     }
     line(format!(
-        "clients: {clients}, readers: {} at {} requests/s in all, feed: school {} (long polls)",
-        options.readers, options.read_rate, population.schools[0].id
+        "clients: {clients} (the soak: {} walkers), readers: {} at {} requests/s in all, feed: school {} (long polls)",
+        clients * SOAK_WALKERS_PER_CLIENT,
+        options.readers,
+        options.read_rate,
+        population.schools[0].id
     ));
     line(String::new());
     line("-- maximum: closed-loop lifecycles, as fast as answered --".into());
@@ -585,6 +647,17 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
             "    {:>4} s  {}  slowest {:>7.1} ms  {:>4} commands",
             second.offset, second.wall, second.max_ms, second.commands
         ));
+        line(format!("           while it ran: {}", Pulse::over(second.span(&pulses)).line()));
+        for (what, sessions) in activity::busiest(second.span(&sessions), SESSION_STATES) {
+            line(format!("             {sessions:>5.1} sessions  {what}"));
+        }
+    }
+    line(format!("           a typical second: {}", typical(&pulses).line()));
+    line(format!(
+        "           PostgreSQL's sessions over the whole soak ({session_errors} samples failed):"
+    ));
+    for (what, sessions) in activity::busiest(&sessions, SESSION_STATES) {
+        line(format!("             {sessions:>5.1} sessions  {what}"));
     }
     line(format!(
         "  the {SLOWEST_SECONDS} longest-open writing transactions (they hold back the log's stamping; {holder_errors} lookups failed):"
@@ -623,7 +696,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         .collect();
     let rest = json!({
         "parameters": {
-            "clients": clients, "schools": schools, "offers_per_client": offers_per_client,
+            "clients": clients, "soak_walkers": clients * SOAK_WALKERS_PER_CLIENT, "schools": schools, "offers_per_client": offers_per_client,
             "minutes": minutes, "share": share, "fixed_rate": options.rate, "readers": options.readers,
             "read_rate": options.read_rate,
         },
@@ -640,7 +713,12 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
             "minutes": minutes_json,
             "slowest_seconds": slowest_seconds.iter().map(|s| json!({
                 "offset_s": s.offset, "utc": s.wall, "max_ms": round(s.max_ms), "commands": s.commands,
+                "machine_while_it_ran": Pulse::over(s.span(&pulses)).to_json(),
+                "sessions_while_it_ran": activity::to_json(&activity::busiest(s.span(&sessions), SESSION_STATES)),
             })).collect::<Vec<_>>(),
+            "machine_typical_second": typical(&pulses).to_json(),
+            "sessions_over_the_soak": activity::to_json(&activity::busiest(&sessions, SESSION_STATES)),
+            "machine_by_second": pulses.iter().map(|p| p.to_json()).collect::<Vec<_>>(),
             "longest_open_writing_transactions": holders.iter().map(|h| json!({
                 "at_s": round(f64::from(h.at)), "open_ms": round(h.open_ms), "what": h.what,
             })).collect::<Vec<_>>(),

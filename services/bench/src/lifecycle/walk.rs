@@ -224,26 +224,36 @@ impl WalkOutcome {
 }
 
 /// Walks the placements `range` of `population` through their lifecycle,
-/// `clients` at a time, on a runtime and HTTP client of their own; as fast as
-/// the server answers, or on `pacer`'s schedule.
+/// `walkers` at a time (a multiple of the population's clients), on a runtime
+/// and HTTP client of their own; as fast as the server answers, or on
+/// `pacer`'s schedule.
 pub async fn run(
     env: &Env,
     population: Arc<Population>,
     range: Range<usize>,
     pacer: Option<Arc<Pacer>>,
+    walkers: usize,
 ) -> anyhow::Result<WalkOutcome> {
-    let clients = population.clients;
-    let (runtime, http) = client_runtime(clients + 4)?;
+    // Walker `w` walks the placements `p ≡ w` (mod `walkers`): all of one
+    // client's (its offers), and of those, every `walkers ÷ clients`-th,
+    // which `Population::offer_of` puts on different offers in turn.
+    anyhow::ensure!(
+        walkers >= population.clients && walkers.is_multiple_of(population.clients),
+        "{walkers} walkers are not a multiple of the population's {} clients",
+        population.clients
+    );
+    let (runtime, http) = client_runtime(walkers + 4)?;
     let bodies: Arc<Vec<String>> = Arc::new(bodies());
     let cpu_before = CpuSample::now();
     // Paced, times count from the schedule's start, as the soak's other samples do.
     let start = pacer.as_ref().map_or_else(Instant::now, |p| p.start());
     let mut tasks = Vec::new();
-    for client in 0..clients {
+    for walker in 0..walkers {
         let (http, base) = (http.clone(), env.base.clone());
         let (population, bodies) = (Arc::clone(&population), Arc::clone(&bodies));
-        let walk = Walk { population, bodies, range: range.clone(), pacer: pacer.clone(), start };
-        tasks.push(runtime.spawn(walk_client(http, base, walk, client)));
+        let walk =
+            Walk { population, bodies, range: range.clone(), pacer: pacer.clone(), start, walkers };
+        tasks.push(runtime.spawn(walk_client(http, base, walk, walker)));
     }
     let mut latencies = vec![Vec::new(); STEPS.len()];
     let mut step_errors = vec![0; STEPS.len()];
@@ -293,24 +303,25 @@ pub async fn run(
     })
 }
 
-/// What every client walks with.
+/// What every walker walks with.
 struct Walk {
     population: Arc<Population>,
     bodies: Arc<Vec<String>>,
     range: Range<usize>,
+    walkers: usize,
     pacer: Option<Arc<Pacer>>,
     start: Instant,
 }
 
-/// One client: its placements of the range (those `p` with `p % clients ==
-/// client`, which use its own offers) in turn.
+/// One walker: its placements of the range (those `p` with `p % walkers ==
+/// walker`, which use its client's own offers) in turn.
 async fn walk_client(
     http: reqwest::Client,
     base: String,
     walk: Walk,
-    client: usize,
+    walker: usize,
 ) -> ClientOutcome {
-    let Walk { population, bodies, range, pacer, start } = walk;
+    let Walk { population, bodies, range, pacer, start, walkers } = walk;
     let mut outcome = ClientOutcome {
         latencies_ms: vec![Vec::new(); STEPS.len()],
         errors: vec![0; STEPS.len()],
@@ -320,9 +331,8 @@ async fn walk_client(
         timeline: Vec::new(),
         error_times: Vec::new(),
     };
-    let clients = population.clients;
-    let first = range.start + (client + clients - range.start % clients) % clients;
-    for placement in (first..range.end).step_by(clients) {
+    let first = range.start + (walker + walkers - range.start % walkers) % walkers;
+    for placement in (first..range.end).step_by(walkers) {
         if pacer.as_ref().is_some_and(|p| p.over()) {
             break;
         }
