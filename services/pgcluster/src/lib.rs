@@ -368,8 +368,15 @@ fn parse_version(name: &OsStr) -> Option<Vec<u64>> {
 /// after 15 minutes or about 2 GB of WAL (some 9 minutes at 4 MB/s), and
 /// spreads its writes over most of that time; the price is disk space and a
 /// longer crash recovery (about a minute), not durability.
-pub const DURABLE_SETTINGS: [(&str, &str); 2] =
-    [("max_wal_size", "4GB"), ("checkpoint_timeout", "15min")];
+///
+/// Autovacuum visits the database every 10 seconds instead of every minute.
+/// Under a steady command load, the service slowed down for 20–40 seconds
+/// about once in ten minutes (commits queueing for the WAL, a third fewer of
+/// them), each time ending within a second of autovacuum's next round; with
+/// rounds every 10 seconds it did not build up (BENCHMARKS.md, "Soak", runs
+/// J–M). A round that finds nothing to do costs a look at the statistics.
+pub const DURABLE_SETTINGS: [(&str, &str); 3] =
+    [("max_wal_size", "4GB"), ("checkpoint_timeout", "15min"), ("autovacuum_naptime", "10s")];
 
 /// How to run a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]

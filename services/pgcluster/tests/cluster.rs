@@ -149,6 +149,7 @@ fn restart_keeps_databases() {
     assert_eq!(psql(&cluster, "postgres", "show fsync").unwrap(), "on");
     assert_eq!(psql(&cluster, "postgres", "show max_wal_size").unwrap(), "4GB");
     assert_eq!(psql(&cluster, "postgres", "show checkpoint_timeout").unwrap(), "15min");
+    assert_eq!(psql(&cluster, "postgres", "show autovacuum_naptime").unwrap(), "10s");
     cluster.create_database("kept").unwrap();
     psql(&cluster, "kept", "create table t (x int); insert into t values (42)").unwrap();
     cluster.stop().unwrap();
