@@ -374,7 +374,7 @@ fn parse_version(name: &OsStr) -> Option<Vec<u64>> {
 /// about once in ten minutes (commits queueing for the WAL, a third fewer of
 /// them), each time ending within a second of autovacuum's next round; with
 /// rounds every 10 seconds it did not build up (BENCHMARKS.md, "Soak", runs
-/// J–M). A round that finds nothing to do costs a look at the statistics.
+/// J–N). A round that finds nothing to do costs a look at the statistics.
 pub const DURABLE_SETTINGS: [(&str, &str); 3] =
     [("max_wal_size", "4GB"), ("checkpoint_timeout", "15min"), ("autovacuum_naptime", "10s")];
 
