@@ -860,25 +860,9 @@ mod tests {
         let pool = crate::testing::fresh_pool().await.expect("pool");
         // Statistics taken while the log held no placement event, as after a
         // fresh start or before a bulk import; then 20,000 of them arrive.
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                                 event_version, payload, metadata, log_position)
-             SELECT 'company', 'c' || n, 1, 'Registered', '1', '{}', '{}', n
-               FROM generate_series(1, 100) AS n",
-        )
-        .execute(&pool)
-        .await
-        .expect("companies");
+        crate::testing::insert_stamped(&pool, "company", 0, 100).await.expect("companies");
         sqlx::query("ANALYZE events").execute(&pool).await.expect("analyze");
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                                 event_version, payload, metadata, log_position)
-             SELECT 'placement', 'p' || n, 1, 'Proposed', '1', '{}', '{}', 100 + n
-               FROM generate_series(1, 20000) AS n",
-        )
-        .execute(&pool)
-        .await
-        .expect("placements");
+        crate::testing::insert_stamped(&pool, "placement", 100, 20_000).await.expect("placements");
 
         let projector = range_plan(&pool, Some(vec!["placement"]), None).await;
         let sbb = range_plan(&pool, None, Some(vec!["placement"])).await;

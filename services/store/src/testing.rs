@@ -60,3 +60,26 @@ pub async fn fresh_pool() -> Result<PgPool, StoreError> {
     migrate(&pool).await?;
     Ok(pool)
 }
+
+/// Inserts `count` events of `aggregate_type`, one per aggregate, already
+/// stamped at log positions `after + 1` to `after + count`: a log of a given
+/// shape and size in one statement, without a sequencer.
+pub async fn insert_stamped(
+    pool: &PgPool,
+    aggregate_type: &str,
+    after: i64,
+    count: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                             event_version, payload, metadata, log_position)
+         SELECT $1, $1 || '-' || n, 1, 'Probed', '1', '{}', '{}', $2 + n
+           FROM generate_series(1::bigint, $3) AS n",
+    )
+    .bind(aggregate_type)
+    .bind(after)
+    .bind(count)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -10,7 +10,7 @@ use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use proptest::prelude::*;
 use serde_json::json;
 use stagepact_store::log::{Stamp, stamp_batch};
-use stagepact_store::testing::fresh_pool;
+use stagepact_store::testing::{fresh_pool, insert_stamped};
 use stagepact_store::{EventLog, FeedFilter};
 
 async fn append<'e>(executor: impl sqlx::PgExecutor<'e>, id: &str, sequence: i64) {
@@ -338,15 +338,7 @@ async fn analyze_keeps_no_statistics_of_json_documents() {
 #[tokio::test]
 async fn the_log_is_analysed_from_a_small_sample() {
     let pool = fresh_pool().await.expect("pool");
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                             event_version, payload, metadata, log_position)
-         SELECT 'probe', 'p' || n, 1, 'Probed', '1', '{}', '{}', n
-           FROM generate_series(1, 5000) AS n",
-    )
-    .execute(&pool)
-    .await
-    .expect("events");
+    insert_stamped(&pool, "probe", 0, 5_000).await.expect("events");
     sqlx::query("ANALYZE events").execute(&pool).await.expect("analyze");
     // Autovacuum's ANALYZE of the log competes with commands about once a
     // minute under load; a statistics target of 10 keeps its sample (and a
