@@ -11,7 +11,8 @@
 //!   fast as the server answers (the lifecycle scenario's method), long
 //!   enough to include autovacuum and a checkpoint: 70 % of a few seconds'
 //!   burst on a freshly analysed database kept both cores busy (96 %) and
-//!   queued commands for seconds.
+//!   queued commands for seconds. The readers and the feed run beside it as
+//!   they do beside the soak: it is the command rate of the soak's whole load.
 //! - **The soak is open loop** ([`Pacer`]): command `k` is due at
 //!   `k ÷ rate`, whatever the answers before it, and its latency counts from
 //!   then, so a server that slowed down would show as rising latency, not be
@@ -377,6 +378,95 @@ async fn follow_feed(
     samples
 }
 
+/// The readers and the feed follower beside the commands.
+struct SideLoad {
+    readers: Vec<tokio::task::JoinHandle<Samples>>,
+    feed: tokio::task::JoinHandle<Samples>,
+}
+
+impl SideLoad {
+    /// Starts `options.readers` readers of the overviews of the students whose
+    /// `tokens` are given, at `options.read_rate` in all, and a school
+    /// following its feed from `head`, on `side`, until `stop`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per phase; all are distinct inputs"
+    )]
+    fn spawn(
+        side: &tokio::runtime::Runtime,
+        http: &reqwest::Client,
+        env: &Env,
+        options: &Options,
+        tokens: Arc<Vec<String>>,
+        school_token: String,
+        head: i64,
+        start: Instant,
+        stop: &Arc<AtomicBool>,
+    ) -> Self {
+        let per_reader = options.read_rate / options.readers as f64;
+        let readers = (0..options.readers)
+            .map(|_| {
+                side.spawn(read_overviews(
+                    http.clone(),
+                    format!("{}/v1/me/overview", env.base),
+                    Arc::clone(&tokens),
+                    per_reader,
+                    start,
+                    Arc::clone(stop),
+                ))
+            })
+            .collect();
+        let feed = side.spawn(follow_feed(
+            http.clone(),
+            env.base.clone(),
+            school_token,
+            head,
+            start,
+            Arc::clone(stop),
+        ));
+        Self { readers, feed }
+    }
+
+    /// Waits for them to stop; the reads' and the feed's samples.
+    async fn join(self) -> anyhow::Result<(Samples, Samples)> {
+        let mut reads = Vec::new();
+        for reader in self.readers {
+            reads.extend(reader.await.context("a reader failed")?);
+        }
+        let feed = self.feed.await.context("the feed follower failed")?;
+        Ok((reads, feed))
+    }
+}
+
+/// What the readers and the feed got: successes and errors.
+struct SideFigures {
+    reads: usize,
+    read_errors: usize,
+    feed_events: usize,
+    feed_errors: usize,
+}
+
+impl SideFigures {
+    fn of(reads: &Samples, feed: &Samples) -> Self {
+        let errors = |samples: &Samples| samples.iter().filter(|(_, r)| r.is_err()).count();
+        let (read_errors, feed_errors) = (errors(reads), errors(feed));
+        Self {
+            reads: reads.len() - read_errors,
+            read_errors,
+            feed_events: feed.len() - feed_errors,
+            feed_errors,
+        }
+    }
+}
+
+/// The log's highest position.
+async fn log_head(env: &Env) -> anyhow::Result<i64> {
+    sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM events")
+        .fetch_one(&env.pool)
+        .await
+        .context("the log's head")
+}
+
 /// Runs the scenario; the human report and the JSON figures.
 pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Result<(String, Value)> {
     let Options { clients, schools, minutes, share, .. } = *options;
@@ -398,8 +488,36 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     );
     env.settle().await?;
 
-    eprintln!("soak: the maximum rate, {clients} clients walking {probe} lifecycles ...");
-    let max = walk::run(env, Arc::clone(&population), 0..probe, None, clients).await?;
+    // The maximum is the command rate the server holds while it serves the
+    // soak's readers and feed too: 70 % of a rate measured without them (runs
+    // up to R) kept the machine 95–97 % busy in the soak, where the commands'
+    // queue builds up, because the readers and the feed took their share of
+    // it on top (BENCHMARKS.md, "Soak"). The readers read the overviews of the
+    // walk's own students, whose placements are under way.
+    let (side, http) = client_runtime(options.readers + 4)?;
+    let head = log_head(env).await?;
+    let probe_tokens: Arc<Vec<String>> =
+        Arc::new((0..probe).map(|p| population.students[p].party.token.clone()).collect());
+    let beside_max = Arc::new(AtomicBool::new(false));
+    let max_side = SideLoad::spawn(
+        &side,
+        &http,
+        env,
+        options,
+        probe_tokens,
+        population.schools[0].token.clone(),
+        head,
+        Instant::now(),
+        &beside_max,
+    );
+    eprintln!(
+        "soak: the maximum rate, {clients} clients walking {probe} lifecycles, with the readers and the feed ..."
+    );
+    let max = walk::run(env, Arc::clone(&population), 0..probe, None, clients).await;
+    beside_max.store(true, Ordering::Relaxed);
+    let (max_reads, max_feed) = max_side.join().await?;
+    let max_side_figures = SideFigures::of(&max_reads, &max_feed);
+    let max = max?;
     if max.errors > 0 {
         bail!("the maximum-rate walk had {} errors: {:?}", max.errors, max.error_kinds);
     }
@@ -422,16 +540,12 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
             .collect(),
     );
     anyhow::ensure!(!tokens.is_empty(), "no completed placement to read");
-    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(log_position), 0) FROM events")
-        .fetch_one(&env.pool)
-        .await
-        .context("the log's head")?;
+    let head = log_head(env).await?;
 
     eprintln!(
         "soak: {minutes} min at {rate:.0} commands/s ({basis}, {max_rate:.0}), {} overview reads/s, a school's feed ...",
         options.read_rate
     );
-    let (side, http) = client_runtime(options.readers + 4)?;
     let stop = Arc::new(AtomicBool::new(false));
     // One clock for every sample: the schedule's.
     let pacer = Arc::new(Pacer::new(rate, length));
@@ -441,28 +555,17 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     let sessions = side.spawn(activity::sample(env.database_url(), start, Arc::clone(&stop)));
     // The schedule's start on the wall clock, to find a stall in PostgreSQL's log.
     let wall_start = chrono::Utc::now();
-    let per_reader = options.read_rate / options.readers as f64;
-    let readers: Vec<_> = (0..options.readers)
-        .map(|_| {
-            let url = format!("{}/v1/me/overview", env.base);
-            side.spawn(read_overviews(
-                http.clone(),
-                url,
-                Arc::clone(&tokens),
-                per_reader,
-                start,
-                Arc::clone(&stop),
-            ))
-        })
-        .collect();
-    let feed = side.spawn(follow_feed(
-        http.clone(),
-        env.base.clone(),
+    let side_load = SideLoad::spawn(
+        &side,
+        &http,
+        env,
+        options,
+        tokens,
         population.schools[0].token.clone(),
         head,
         start,
-        Arc::clone(&stop),
-    ));
+        &stop,
+    );
     let memory = {
         let stop = Arc::clone(&stop);
         side.spawn(async move {
@@ -486,11 +589,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     )
     .await?;
     stop.store(true, Ordering::Relaxed);
-    let mut reads = Vec::new();
-    for reader in readers {
-        reads.extend(reader.await.context("a reader failed")?);
-    }
-    let feed = feed.await.context("the feed follower failed")?;
+    let (reads, feed) = side_load.join().await?;
     let memory = memory.await.context("the memory sampler failed")?;
     let pulses = pulses.join().map_err(|_| anyhow::anyhow!("the machine sampler panicked"))?;
     let (sessions, session_errors) = sessions.await.context("the session sampler failed")?;
@@ -606,13 +705,21 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         population.schools[0].id
     ));
     line(String::new());
-    line("-- maximum: closed-loop lifecycles, as fast as answered --".into());
+    line("-- maximum: closed-loop lifecycles, as fast as answered, beside the readers and the feed --".into());
     line(format!(
         "  {} commands in {:.1} s = {max_rate:.1} commands/s; p99 {:.1} ms; errors {}",
         max.commands,
         max.elapsed.as_secs_f64(),
         max.all.p99,
         max.errors
+    ));
+    line(format!(
+        "  beside it: {} overview reads ({:.1}/s, {} errors), {} feed events ({} errors)",
+        max_side_figures.reads,
+        max_side_figures.reads as f64 / max.elapsed.as_secs_f64(),
+        max_side_figures.read_errors,
+        max_side_figures.feed_events,
+        max_side_figures.feed_errors
     ));
     line(String::new());
     line(format!("-- soak: {minutes} min at {rate:.1} commands/s ({basis}), open loop --"));
@@ -703,6 +810,10 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         "maximum": {
             "commands": max.commands, "elapsed_s": round(max.elapsed.as_secs_f64()),
             "commands_per_s": round(max_rate), "latency": max.all.to_json(),
+            "overview_reads_beside": max_side_figures.reads,
+            "overview_read_errors_beside": max_side_figures.read_errors,
+            "feed_events_beside": max_side_figures.feed_events,
+            "feed_errors_beside": max_side_figures.feed_errors,
         },
         "soak": {
             "target_commands_per_s": round(rate),

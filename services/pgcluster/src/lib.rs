@@ -378,6 +378,42 @@ fn parse_version(name: &OsStr) -> Option<Vec<u64>> {
 pub const DURABLE_SETTINGS: [(&str, &str); 3] =
     [("max_wal_size", "4GB"), ("checkpoint_timeout", "15min"), ("autovacuum_naptime", "10s")];
 
+/// `shared_buffers` of a durable cluster, in MiB, for a machine with
+/// `memory` bytes (`None`: unknown): a quarter of it, PostgreSQL's own advice
+/// for a dedicated server, from its 128 MB default up to 4 GiB.
+///
+/// With the default 128 MB, a steady command load outgrows the buffers
+/// within minutes: the log, its indexes and the read models passed 1 GB in a
+/// ten-minute soak, and the blocks read from outside PostgreSQL per
+/// transaction grew tenfold (0.08 to 1.1–1.6) as they did, with the dirty
+/// pages written out by the sessions themselves (BENCHMARKS.md, "Soak", run
+/// P). PostgreSQL maps the buffers at start but the kernel backs them only
+/// as they are used.
+pub fn durable_shared_buffers_mib(memory: Option<u64>) -> u64 {
+    const DEFAULT_MIB: u64 = 128;
+    const MOST_MIB: u64 = 4 * 1024;
+    memory.map_or(DEFAULT_MIB, |bytes| (bytes / 4 / (1024 * 1024)).clamp(DEFAULT_MIB, MOST_MIB))
+}
+
+/// `shared_buffers` of a durable cluster on this machine, in MiB.
+pub fn durable_shared_buffers() -> u64 {
+    durable_shared_buffers_mib(machine_memory())
+}
+
+/// This machine's memory in bytes (`MemTotal` in `/proc/meminfo`), if known.
+fn machine_memory() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
 /// How to run a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterOptions {
@@ -657,6 +693,8 @@ impl Cluster {
             for (key, value) in DURABLE_SETTINGS {
                 command.arg("-c").arg(format!("{key}={value}"));
             }
+            let buffers = durable_shared_buffers();
+            command.arg("-c").arg(format!("shared_buffers={buffers}MB"));
         } else {
             command.args([
                 "-c",

@@ -150,6 +150,12 @@ fn restart_keeps_databases() {
     assert_eq!(psql(&cluster, "postgres", "show max_wal_size").unwrap(), "4GB");
     assert_eq!(psql(&cluster, "postgres", "show checkpoint_timeout").unwrap(), "15min");
     assert_eq!(psql(&cluster, "postgres", "show autovacuum_naptime").unwrap(), "10s");
+    let buffers_mib =
+        "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'";
+    assert_eq!(
+        psql(&cluster, "postgres", buffers_mib).unwrap(),
+        stagepact_pgcluster::durable_shared_buffers().to_string()
+    );
     cluster.create_database("kept").unwrap();
     psql(&cluster, "kept", "create table t (x int); insert into t values (42)").unwrap();
     cluster.stop().unwrap();
@@ -432,4 +438,13 @@ fn start_after_crash_with_stale_pid_file() {
     let log = fs::read_to_string(cluster.log_file()).unwrap();
     assert!(!log.contains("already exists"), "the stale lock was not taken over at once:\n{log}");
     cluster.stop().unwrap();
+}
+
+#[test]
+fn a_durable_cluster_takes_a_quarter_of_the_memory_for_its_buffers() {
+    const GIB: u64 = 1024 * 1024 * 1024;
+    assert_eq!(stagepact_pgcluster::durable_shared_buffers_mib(None), 128);
+    assert_eq!(stagepact_pgcluster::durable_shared_buffers_mib(Some(GIB / 4)), 128);
+    assert_eq!(stagepact_pgcluster::durable_shared_buffers_mib(Some(2 * GIB)), 512);
+    assert_eq!(stagepact_pgcluster::durable_shared_buffers_mib(Some(24 * GIB)), 4096);
 }

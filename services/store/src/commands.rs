@@ -84,6 +84,54 @@ pub enum Denial {
     Forbidden(String),
 }
 
+/// An aggregate as a command found it: its state, and the version (number of
+/// events) that state is at. A handler that needs the state before it can
+/// build its command (who may act, facts for another aggregate) loads it once
+/// and hands it to [`CommandBus::execute_from`], which decides on it instead
+/// of loading it again. Its version is checked by the append like any other:
+/// if another writer appended since, the append is refused and the command
+/// is decided again on a fresh load.
+pub struct Loaded<A: Aggregate> {
+    context: EventStoreAggregateContext<A>,
+}
+
+impl<A: Aggregate> Loaded<A> {
+    /// An aggregate with no events yet, at version 0, without loading it: for
+    /// an id the caller has just made (a v7 or v4 UUID), which no event can
+    /// name yet. Should one exist after all, the append is refused and the
+    /// command decided again on a load.
+    pub fn new_aggregate(id: &str) -> Self {
+        Self {
+            context: EventStoreAggregateContext {
+                aggregate_id: id.to_owned(),
+                aggregate: A::default(),
+                current_sequence: 0,
+                current_snapshot: None,
+            },
+        }
+    }
+
+    /// The aggregate's state.
+    pub fn aggregate(&self) -> &A {
+        &self.context.aggregate
+    }
+
+    /// The aggregate's version: its number of events.
+    pub fn version(&self) -> i64 {
+        i64::try_from(self.context.current_sequence).unwrap_or(i64::MAX)
+    }
+}
+
+impl<A: Aggregate> std::fmt::Debug for Loaded<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("aggregate_type", &A::TYPE)
+            .field("aggregate_id", &self.context.aggregate_id)
+            .field("version", &self.version())
+            .finish()
+    }
+}
+
 /// Executes commands on any aggregate type.
 #[derive(Debug, Clone)]
 pub struct CommandBus {
@@ -136,14 +184,31 @@ impl CommandBus {
         A: Aggregate<Services = ()> + Clone + Visibility,
         A::Command: Clone,
     {
+        self.execute_from(id, None, command, expected_version, metadata, guard).await
+    }
+
+    /// `execute_guarded`, deciding first on `loaded` (the state the caller
+    /// already loaded, see [`Loaded`]) where given, instead of loading it again.
+    pub async fn execute_from<A>(
+        &self,
+        id: &str,
+        mut loaded: Option<Loaded<A>>,
+        command: A::Command,
+        expected_version: Option<i64>,
+        metadata: HashMap<String, String>,
+        guard: impl Fn(&A) -> Result<(), Denial>,
+    ) -> Result<Committed, CommandError<A::Error>>
+    where
+        A: Aggregate<Services = ()> + Clone + Visibility,
+        A::Command: Clone,
+    {
         let head = self.log.subscribe();
         let mut attempt = 0;
         let (version, waiter) = loop {
             attempt += 1;
-            let context = match self.load_context::<A>(id).await? {
-                Some(context) => context,
-                // A snapshot of an older shape: replay everything, as cqrs-es does.
-                None => self.store::<A>().load_aggregate(id).await.map_err(store_error)?,
+            let context = match loaded.take() {
+                Some(Loaded { context }) if context.aggregate_id == id => context,
+                _ => self.load_for_command::<A>(id).await.map_err(CommandError::Store)?.context,
             };
             let current = i64::try_from(context.current_sequence).unwrap_or(i64::MAX);
             guard(&context.aggregate).map_err(CommandError::Denied)?;
@@ -360,8 +425,20 @@ impl CommandBus {
     where
         A: Aggregate<Services = ()>,
     {
+        let loaded = self.load_for_command::<A>(id).await?;
+        let version = loaded.version();
+        Ok((loaded.context.aggregate, version))
+    }
+
+    /// The aggregate `id` as its events make it now, to decide a command on
+    /// with [`execute_from`](Self::execute_from).
+    pub async fn load_for_command<A>(&self, id: &str) -> Result<Loaded<A>, StoreError>
+    where
+        A: Aggregate<Services = ()>,
+    {
         let context = match self.load_context::<A>(id).await? {
             Some(context) => context,
+            // A snapshot of an older shape: replay everything, as cqrs-es does.
             None => {
                 self.store::<A>().load_aggregate(id).await.map_err(|error| {
                     match store_error::<A::Error>(error) {
@@ -371,8 +448,7 @@ impl CommandBus {
                 })?
             }
         };
-        let version = i64::try_from(context.current_sequence).unwrap_or(i64::MAX);
-        Ok((context.aggregate, version))
+        Ok(Loaded { context })
     }
 
     /// The aggregate's current version (0 when it has no events).

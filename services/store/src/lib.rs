@@ -31,7 +31,7 @@ pub mod students;
 pub mod testing;
 pub mod vault;
 
-pub use commands::{CommandBus, CommandError, Committed, Denial};
+pub use commands::{CommandBus, CommandError, Committed, Denial, Loaded};
 pub use db::{DbSettings, connect, migrate};
 pub use log::{Audience, EventLog, FeedFilter, LoggedEvent};
 pub use projector::{Projection, Projections, Quiet};

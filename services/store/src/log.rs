@@ -82,6 +82,16 @@ const BACKGROUND_CONNECTIONS: u32 = 6;
 pub const BACKGROUND_APPLICATION: &str = "stagepact background";
 /// How soon the sequencer looks again while an older transaction holds it back.
 const BLOCKED_POLL: Duration = Duration::from_millis(2);
+/// The least time from the start of one sequencer round to the next while
+/// events keep coming. A round costs about five statements whether it stamps
+/// one command's events or fifty, and without a floor a busy log gets one
+/// round per commit or two: some 800 rounds a second at 1,100–1,300 commands
+/// a second, more of the database's statements than the commands' own
+/// appends, and a server below its maximum paid more per command for them
+/// than a saturated one (BENCHMARKS.md, "Soak", runs P and Q). Each command
+/// waits at most this long more for its position; the first events after a
+/// pause are stamped at once.
+const STAMP_SPACING: Duration = Duration::from_millis(4);
 
 /// How far the log is stamped, overall and for each aggregate type: a
 /// projector sleeps through stamps that hold none of its events.
@@ -460,6 +470,7 @@ impl EventLog {
         let mut held_since: Option<tokio::time::Instant> = None;
         let mut last_warning: Option<tokio::time::Instant> = None;
         loop {
+            let started = tokio::time::Instant::now();
             let round = stamp(&self.background).await;
             if !matches!(round, Ok((Stamp::HeldBack, _))) {
                 held_since = None;
@@ -472,6 +483,7 @@ impl EventLog {
                     self.hand_over(&stamped);
                     let types = stamped.iter().map(|((aggregate_type, _, _), _)| aggregate_type);
                     self.advance_head(head, Some(types.map(String::as_str)));
+                    tokio::time::sleep_until(started + STAMP_SPACING).await;
                     continue;
                 }
                 Ok((Stamp::HeldBack, _)) => {
@@ -494,6 +506,7 @@ impl EventLog {
                         BLOCKED_POLL
                     };
                     let _ = tokio::time::timeout(poll, self.wake.notified()).await;
+                    tokio::time::sleep_until(started + STAMP_SPACING).await;
                     continue;
                 }
                 Ok((Stamp::Idle, _)) => {

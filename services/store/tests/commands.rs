@@ -7,7 +7,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use stagepact_store::testing::fresh_pool;
-use stagepact_store::{CommandBus, CommandError, EventLog};
+use stagepact_store::{CommandBus, CommandError, EventLog, Loaded};
 
 /// A counter: applying an event twice would show.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -151,6 +151,61 @@ async fn an_expected_version_is_checked_against_the_loaded_state() {
     bus.execute::<Counter>("v", Increment { up_to: 10 }, Some(1), Default::default())
         .await
         .expect("current");
+}
+
+/// Increments counter `id`, deciding first on `loaded`.
+async fn increment_from(
+    bus: &CommandBus,
+    id: &str,
+    loaded: Loaded<Counter>,
+    up_to: u64,
+    expected: Option<i64>,
+) -> Result<stagepact_store::Committed, CommandError<Full>> {
+    bus.execute_from::<Counter>(
+        id,
+        Some(loaded),
+        Increment { up_to },
+        expected,
+        Default::default(),
+        |_| Ok(()),
+    )
+    .await
+}
+
+/// A handler decides on the state it loaded before building its command; a
+/// write in between must not be lost: the append is refused and the command
+/// decided again on a fresh load.
+#[tokio::test]
+async fn a_command_decided_on_stale_loaded_state_is_decided_again() {
+    let (bus, log, _workers) = bus().await;
+    let stale = bus.load_for_command::<Counter>("pre").await.expect("load");
+    assert_eq!(stale.version(), 0);
+    bus.execute::<Counter>("pre", Increment { up_to: 10 }, None, Default::default())
+        .await
+        .expect("a write after the load");
+    let committed = increment_from(&bus, "pre", stale, 10, None).await.expect("decided again");
+    assert_eq!(committed.version, 2);
+
+    // With an expected version, the stale state is a version mismatch, as a
+    // load would have shown.
+    let stale = bus.load_for_command::<Counter>("pre").await.expect("load");
+    bus.execute::<Counter>("pre", Increment { up_to: 10 }, None, Default::default())
+        .await
+        .expect("another write");
+    let pinned = increment_from(&bus, "pre", stale, 10, Some(2)).await;
+    assert!(
+        matches!(pinned, Err(CommandError::VersionMismatch { expected: 2, current: 3 })),
+        "{pinned:?}"
+    );
+
+    // An id assumed new that has events after all: decided on its real state.
+    let full = increment_from(&bus, "pre", Loaded::new_aggregate("pre"), 3, None).await;
+    assert!(matches!(full, Err(CommandError::Rejected(Full))), "{full:?}");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = 'pre'")
+        .fetch_one(log.pool())
+        .await
+        .expect("count");
+    assert_eq!(count, 3);
 }
 
 #[tokio::test]

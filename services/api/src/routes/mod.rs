@@ -23,7 +23,7 @@ use chrono::NaiveDate;
 use cqrs_es::Aggregate;
 use serde::Serialize;
 use stagepact_domain::Visibility;
-use stagepact_store::{Committed, Denial};
+use stagepact_store::{Committed, Denial, Loaded};
 use utoipa::ToSchema;
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder, ResponsesBuilder};
 
@@ -87,10 +87,27 @@ impl CommandContext {
         A::Command: Clone,
         ApiError: From<A::Error>,
     {
+        self.run_guarded_from::<A>(id, None, command, guard).await
+    }
+
+    /// `run_guarded`, deciding first on the state the handler already loaded
+    /// (see [`Loaded`]) instead of loading it again.
+    pub async fn run_guarded_from<A>(
+        &self,
+        id: &str,
+        loaded: Option<Loaded<A>>,
+        command: A::Command,
+        guard: impl Fn(&A) -> Result<(), Denial>,
+    ) -> Result<Committed, ApiError>
+    where
+        A: Aggregate<Services = ()> + Clone + Visibility,
+        A::Command: Clone,
+        ApiError: From<A::Error>,
+    {
         Ok(self
             .state
             .bus
-            .execute_guarded::<A>(id, command, self.expected, self.metadata.clone(), guard)
+            .execute_from::<A>(id, loaded, command, self.expected, self.metadata.clone(), guard)
             .await?)
     }
 }
@@ -102,14 +119,24 @@ impl CommandContext {
     }
 
     /// Runs `command` on another aggregate than the one the request is about:
-    /// the request's `If-Match` does not apply to it.
-    pub async fn run_beside<A>(&self, id: &str, command: A::Command) -> Result<Committed, ApiError>
+    /// the request's `If-Match` does not apply to it. It is decided first on
+    /// `loaded`, where the handler already loaded that aggregate.
+    pub async fn run_beside<A>(
+        &self,
+        id: &str,
+        loaded: Option<Loaded<A>>,
+        command: A::Command,
+    ) -> Result<Committed, ApiError>
     where
         A: Aggregate<Services = ()> + Clone + Visibility,
         A::Command: Clone,
         ApiError: From<A::Error>,
     {
-        Ok(self.state.bus.execute::<A>(id, command, None, self.metadata.clone()).await?)
+        Ok(self
+            .state
+            .bus
+            .execute_from::<A>(id, loaded, command, None, self.metadata.clone(), |_| Ok(()))
+            .await?)
     }
 }
 
@@ -183,6 +210,19 @@ pub fn student_filter(raw: Option<&str>) -> Result<Option<String>, ApiError> {
 /// here is sensitive to.
 pub fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
+}
+
+/// A new id for a placement or an offer: a UUIDv7, whose first 48 bits are
+/// the time in milliseconds. The log's primary key, the read models and their
+/// `(school|company, id)` indexes all take these ids; random (v4) ids spread
+/// a steady load's inserts over every leaf page of those indexes, so the pages
+/// it dirties (and the full-page images in the WAL after each checkpoint) grow
+/// with the tables, where time-ordered ids keep them at the right edge.
+/// The time an id gives away is its record's creation, which every party that
+/// may read the record also sees in its events. Reports, signals and
+/// complaints keep random ids: when one was filed can point to who filed it.
+pub fn new_id() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
 }
 
 /// The answer to a command: `body` with the version as `ETag`, the log position

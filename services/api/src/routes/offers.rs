@@ -281,7 +281,7 @@ pub async fn publish_offer(
     AppJson(body): AppJson<PublishOfferRequest>,
 ) -> Result<Response, ApiError> {
     let company_id = own_company(&command.principal)?;
-    let offer_id = Uuid::new_v4();
+    let offer_id = super::new_id();
     let offer = parse_offer(company_id.clone(), offer_id, &body)?;
     let (company, _) = command.state.bus.load::<Company>(company_id.as_str()).await?;
     let company_may_host =

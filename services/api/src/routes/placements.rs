@@ -22,8 +22,8 @@ use stagepact_domain::values::{
     Cents, CompanyId, ContactRef, Crebo, LearningGoal, Note, Period, Reason, SchoolId,
     StudentNumber, parse_list,
 };
-use stagepact_store::Denial;
 use stagepact_store::placements::{self, PlacementEntry, PlacementFilter};
+use stagepact_store::{Denial, Loaded};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -273,10 +273,22 @@ impl CommandContext {
         command: PlacementCommand,
         status: StatusCode,
     ) -> Result<Response, ApiError> {
+        self.on_placement_from(id, None, roles, command, status).await
+    }
+
+    /// `on_placement`, deciding first on the placement as the handler loaded it.
+    async fn on_placement_from(
+        &self,
+        id: Uuid,
+        loaded: Option<Loaded<Placement>>,
+        roles: &[Role],
+        command: PlacementCommand,
+        status: StatusCode,
+    ) -> Result<Response, ApiError> {
         self.principal.require(roles)?;
         let principal = self.principal.clone();
         let committed = self
-            .run_guarded::<Placement>(&id.to_string(), command, move |p| {
+            .run_guarded_from::<Placement>(&id.to_string(), loaded, command, move |p| {
                 party_check(&principal, p, id)
             })
             .await?;
@@ -289,11 +301,17 @@ impl CommandContext {
         Ok(accepted(status, body, committed, None))
     }
 
-    /// The placement as its events make it now, if the caller is a party to it.
-    async fn placement(&self, id: Uuid) -> Result<PlacementRecord, ApiError> {
-        let (placement, _) = self.state.bus.load::<Placement>(&id.to_string()).await?;
-        party_check(&self.principal, &placement, id)?;
-        placement.record().cloned().ok_or_else(|| ApiError::NotFound(format!("no placement {id}")))
+    /// The placement as its events make it now, if the caller is a party to
+    /// it: its record, and the loaded state to decide the command on.
+    async fn placement(&self, id: Uuid) -> Result<(PlacementRecord, Loaded<Placement>), ApiError> {
+        let loaded = self.state.bus.load_for_command::<Placement>(&id.to_string()).await?;
+        party_check(&self.principal, loaded.aggregate(), id)?;
+        let record = loaded
+            .aggregate()
+            .record()
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound(format!("no placement {id}")))?;
+        Ok((record, loaded))
     }
 
     /// S1: whether `company` may host `qualification` on `day`, from its own events.
@@ -407,8 +425,9 @@ pub async fn propose_match(
     let (student_id, explanation) = fields.finish((|| Some((student_id?, explanation?)))())?;
     let (student, _) = command.student_facts(&school, &student_id).await?;
     command.check_replaces(body.replaces, &student).await?;
-    let (offer, _) = command.state.bus.load::<Offer>(&body.offer_id.to_string()).await?;
-    let offer = offer.record().ok_or_else(|| {
+    let offer_id = body.offer_id.to_string();
+    let loaded_offer = command.state.bus.load_for_command::<Offer>(&offer_id).await?;
+    let offer = loaded_offer.aggregate().record().ok_or_else(|| {
         ApiError::Validation(vec![FieldError::new("offer_id", "no such offer")], None)
     })?;
     let today = today();
@@ -421,7 +440,7 @@ pub async fn propose_match(
     };
     let company_may_host =
         command.company_may_host(&offer_facts.company_id, offer_facts.qualification, today).await?;
-    let id = Uuid::new_v4();
+    let id = super::new_id();
     let proposal = PlacementCommand::ProposeMatch {
         placement_id: id,
         student,
@@ -434,18 +453,28 @@ pub async fn propose_match(
     // Decide first (pure), so a refused match takes no slot; then take the
     // slot (the offer refuses when none is free, S2); then record the match.
     Placement::default().decide(proposal.clone())?;
-    let offer_id = body.offer_id.to_string();
     command
-        .run_beside::<Offer>(&offer_id, OfferCommand::ReserveSlot { placement_id: id, today })
+        .run_beside::<Offer>(
+            &offer_id,
+            Some(loaded_offer),
+            OfferCommand::ReserveSlot { placement_id: id, today },
+        )
         .await?;
-    match command.run::<Placement>(&id.to_string(), proposal).await {
+    let placement = id.to_string();
+    let fresh = Loaded::new_aggregate(&placement);
+    match command.run_guarded_from::<Placement>(&placement, Some(fresh), proposal, |_| Ok(())).await
+    {
         Ok(committed) => Ok(created(id, committed)),
         Err(error) => {
             // Only a store failure gets here (the proposal was decided above):
             // give the slot back now; if that fails too, the slot stays held by
             // a placement that does not exist, which `free_slots` then shows.
             if let Err(release) = command
-                .run_beside::<Offer>(&offer_id, OfferCommand::ReleaseSlot { placement_id: id })
+                .run_beside::<Offer>(
+                    &offer_id,
+                    None,
+                    OfferCommand::ReleaseSlot { placement_id: id },
+                )
                 .await
             {
                 tracing::error!(%release, offer_id, "could not release a slot after a failed match");
@@ -496,12 +525,14 @@ pub async fn propose_self_found(
     let (student, _) = command.student_facts(&school, &student_id).await?;
     command.check_replaces(body.replaces, &student).await?;
     let company_may_host = command.company_may_host(&company_id, qualification, today()).await?;
-    let id = Uuid::new_v4();
+    let id = super::new_id();
     let proposed_by =
         if principal.role == Role::Student { Participant::Student } else { Participant::School };
+    let placement = id.to_string();
     let committed = command
-        .run::<Placement>(
-            &id.to_string(),
+        .run_guarded_from::<Placement>(
+            &placement,
+            Some(Loaded::new_aggregate(&placement)),
             PlacementCommand::ProposeSelfFound {
                 placement_id: id,
                 student,
@@ -512,6 +543,7 @@ pub async fn propose_self_found(
                 proposed_by,
                 replaces: body.replaces,
             },
+            |_| Ok(()),
         )
         .await?;
     Ok(created(id, committed))
@@ -530,13 +562,14 @@ pub async fn approve_self_found(
 ) -> Result<Response, ApiError> {
     command.principal.require(&[Role::School])?;
     let id = placement_id(&raw_id)?;
-    let record = command.placement(id).await?;
+    let (record, loaded) = command.placement(id).await?;
     let today = today();
     let company_may_host =
         command.company_may_host(&record.company_id, record.qualification, today).await?;
     command
-        .on_placement(
+        .on_placement_from(
             id,
+            Some(loaded),
             &[Role::School],
             PlacementCommand::ApproveSelfFound { company_may_host, today },
             StatusCode::ACCEPTED,
@@ -746,14 +779,15 @@ pub async fn draft_agreement(
     command.principal.require(&[Role::School])?;
     let id = placement_id(&raw_id)?;
     let terms = parse_terms(&body)?;
-    let record = command.placement(id).await?;
+    let (record, loaded) = command.placement(id).await?;
     let (student, date_of_birth) =
         command.student_facts(&record.student.school, &record.student.student_id).await?;
     let wages = Arc::clone(&command.state.wages);
     let pathway = student.student.pathway;
     command
-        .on_placement(
+        .on_placement_from(
             id,
+            Some(loaded),
             &[Role::School],
             PlacementCommand::DraftAgreement { terms, date_of_birth, pathway, wages },
             StatusCode::ACCEPTED,
@@ -817,15 +851,16 @@ pub async fn start_placement(
 ) -> Result<Response, ApiError> {
     command.principal.require(&[Role::School])?;
     let id = placement_id(&raw_id)?;
-    let record = command.placement(id).await?;
+    let (record, loaded) = command.placement(id).await?;
     let today = today();
     let company_may_host =
         command.company_may_host(&record.company_id, record.qualification, today).await?;
     let (_, date_of_birth) =
         command.student_facts(&record.student.school, &record.student.student_id).await?;
     command
-        .on_placement(
+        .on_placement_from(
             id,
+            Some(loaded),
             &[Role::School],
             PlacementCommand::Start { company_may_host, today, date_of_birth },
             StatusCode::ACCEPTED,

@@ -336,7 +336,8 @@ pub async fn import_students(
         // Idempotency-Key or body imports the rest); refusals cannot occur for a sync.
         let before = command.state.bus.version_of::<Student>(&id).await?;
         // Each item stands alone: the request's If-Match does not apply to it.
-        let committed = command.run_beside::<Student>(&id, StudentCommand::Sync(enrolled)).await?;
+        let committed =
+            command.run_beside::<Student>(&id, None, StudentCommand::Sync(enrolled)).await?;
         entry.outcome = match (before, committed.position) {
             (_, None) => ImportOutcome::Unchanged,
             (0, Some(_)) => ImportOutcome::Created,
