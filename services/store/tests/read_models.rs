@@ -536,3 +536,30 @@ async fn placements_are_listed_by_party_status_and_attention() {
 
     world.assert_rebuild_keeps(placements::NAME, "placements", "placement_id").await;
 }
+
+/// Read models rewritten by every event of their aggregate are analysed as
+/// they grow, not after every tenth of their rows changed (migration 0014).
+#[tokio::test]
+async fn rewritten_read_models_are_analysed_as_they_grow() {
+    let pool = fresh_pool().await.expect("pool");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class
+          WHERE relkind = 'r' AND 'autovacuum_analyze_scale_factor=10' = ANY(reloptions)
+          ORDER BY relname",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("reloptions");
+    assert_eq!(
+        tables,
+        [
+            "indicator_placement_records",
+            "indicator_placements",
+            "indicator_student_records",
+            "indicator_students",
+            "offers",
+            "placements",
+            "reaction_placements",
+        ]
+    );
+}
