@@ -395,6 +395,30 @@ pub fn durable_shared_buffers_mib(memory: Option<u64>) -> u64 {
     memory.map_or(DEFAULT_MIB, |bytes| (bytes / 4 / (1024 * 1024)).clamp(DEFAULT_MIB, MOST_MIB))
 }
 
+/// `wal_compression` of a durable cluster: `lz4` where the server was built
+/// with it (Debian's and the PGDG packages are), else `pglz`, which every
+/// build has. The first change of a page after a checkpoint writes the whole
+/// page to the WAL; right after one, autovacuum's pass over the event log's
+/// recent pages wrote 92 MB of WAL in 1.7 s, the commits queued behind it and
+/// commands took up to 320 ms (BENCHMARKS.md, "Soak", run T). Compressed, the
+/// same soak's slowest command took 133 ms (run U).
+fn wal_compression(binaries: &PgBinaries, layout: &Layout, run_as: Option<&RunAs>) -> &'static str {
+    // `postgres -C` checks the setting against the data directory's
+    // configuration and prints it, without starting a server.
+    let probe = server_command(binaries.path("postgres"), run_as, &layout.data_dir)
+        .arg("-D")
+        .arg(&layout.data_dir)
+        .args(["-C", "wal_compression", "-c", "wal_compression=lz4"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match probe {
+        Ok(status) if status.success() => "lz4",
+        _ => "pglz",
+    }
+}
+
 /// `shared_buffers` of a durable cluster on this machine, in MiB.
 pub fn durable_shared_buffers() -> u64 {
     durable_shared_buffers_mib(machine_memory())
@@ -695,6 +719,8 @@ impl Cluster {
             }
             let buffers = durable_shared_buffers();
             command.arg("-c").arg(format!("shared_buffers={buffers}MB"));
+            let compression = wal_compression(binaries, layout, run_as);
+            command.arg("-c").arg(format!("wal_compression={compression}"));
         } else {
             command.args([
                 "-c",

@@ -150,6 +150,10 @@ fn restart_keeps_databases() {
     assert_eq!(psql(&cluster, "postgres", "show max_wal_size").unwrap(), "4GB");
     assert_eq!(psql(&cluster, "postgres", "show checkpoint_timeout").unwrap(), "15min");
     assert_eq!(psql(&cluster, "postgres", "show autovacuum_naptime").unwrap(), "10s");
+    // lz4 where the server was built with it (the Debian packages are), else pglz.
+    let has_lz4 = "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'wal_compression'";
+    let expected = if psql(&cluster, "postgres", has_lz4).unwrap() == "t" { "lz4" } else { "pglz" };
+    assert_eq!(psql(&cluster, "postgres", "show wal_compression").unwrap(), expected);
     let buffers_mib =
         "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'";
     assert_eq!(
