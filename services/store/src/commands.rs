@@ -64,7 +64,7 @@ pub enum CommandError<E: std::error::Error> {
     /// Concurrent writers kept winning the race.
     #[error("the aggregate kept changing concurrently")]
     Conflict,
-    /// The caller's guard refused the aggregate as loaded (see `execute_guarded`).
+    /// The caller's guard refused the aggregate as loaded (see `execute_from`).
     #[error(transparent)]
     Denied(Denial),
     /// The store failed.
@@ -166,29 +166,14 @@ impl CommandBus {
         A: Aggregate<Services = ()> + Clone + Visibility,
         A::Command: Clone,
     {
-        self.execute_guarded::<A>(id, command, expected_version, metadata, |_| Ok(())).await
+        self.execute_from::<A>(id, None, command, expected_version, metadata, |_| Ok(())).await
     }
 
     /// `execute`, with `guard` checked on the loaded aggregate before deciding:
     /// who may act on it (its school, its company) is read from the same state
-    /// the command decides on, in the same load.
-    pub async fn execute_guarded<A>(
-        &self,
-        id: &str,
-        command: A::Command,
-        expected_version: Option<i64>,
-        metadata: HashMap<String, String>,
-        guard: impl Fn(&A) -> Result<(), Denial>,
-    ) -> Result<Committed, CommandError<A::Error>>
-    where
-        A: Aggregate<Services = ()> + Clone + Visibility,
-        A::Command: Clone,
-    {
-        self.execute_from(id, None, command, expected_version, metadata, guard).await
-    }
-
-    /// `execute_guarded`, deciding first on `loaded` (the state the caller
-    /// already loaded, see [`Loaded`]) where given, instead of loading it again.
+    /// the command decides on, in the same load. It decides first on `loaded`
+    /// (the state the caller already loaded, see [`Loaded`]) where given,
+    /// instead of loading it again.
     pub async fn execute_from<A>(
         &self,
         id: &str,
