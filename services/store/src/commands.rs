@@ -26,6 +26,7 @@ use stagepact_domain::Visibility;
 
 use crate::StoreError;
 use crate::log::{EventLog, upcasters};
+use crate::recent::{RECENT_AGGREGATES, RecentAggregates};
 
 /// How often a command is retried after losing a race to a concurrent writer,
 /// when the caller did not pin a version. Each retry waits a little, with
@@ -136,12 +137,13 @@ impl<A: Aggregate> std::fmt::Debug for Loaded<A> {
 #[derive(Debug, Clone)]
 pub struct CommandBus {
     log: Arc<EventLog>,
+    recent: Arc<RecentAggregates>,
 }
 
 impl CommandBus {
     /// A bus appending to the log's database.
     pub fn new(log: Arc<EventLog>) -> Self {
-        Self { log }
+        Self { log, recent: Arc::new(RecentAggregates::new(RECENT_AGGREGATES)) }
     }
 
     fn store<A: Aggregate<Services = ()>>(
@@ -163,7 +165,7 @@ impl CommandBus {
         metadata: HashMap<String, String>,
     ) -> Result<Committed, CommandError<A::Error>>
     where
-        A: Aggregate<Services = ()> + Clone + Visibility,
+        A: Aggregate<Services = ()> + Clone + Visibility + 'static,
         A::Command: Clone,
     {
         self.execute_from::<A>(id, None, command, expected_version, metadata, |_| Ok(())).await
@@ -173,7 +175,8 @@ impl CommandBus {
     /// who may act on it (its school, its company) is read from the same state
     /// the command decides on, in the same load. It decides first on `loaded`
     /// (the state the caller already loaded, see [`Loaded`]) where given,
-    /// instead of loading it again.
+    /// instead of loading it again, and otherwise on the state this process's
+    /// last append left, where it has one (see `recent`).
     pub async fn execute_from<A>(
         &self,
         id: &str,
@@ -184,45 +187,54 @@ impl CommandBus {
         guard: impl Fn(&A) -> Result<(), Denial>,
     ) -> Result<Committed, CommandError<A::Error>>
     where
-        A: Aggregate<Services = ()> + Clone + Visibility,
+        A: Aggregate<Services = ()> + Clone + Visibility + 'static,
         A::Command: Clone,
     {
         let head = self.log.subscribe();
         let mut attempt = 0;
+        // A state the caller loaded for its facts is the one to decide on; the
+        // cache serves only the bus's own load.
+        let mut try_recent = loaded.is_none();
         let (version, waiter) = loop {
             attempt += 1;
-            let context = match loaded.take() {
-                Some(Loaded { context }) if context.aggregate_id == id => context,
+            let recent = if try_recent { self.recent.get::<A>(id) } else { None };
+            let cached = recent.is_some();
+            try_recent = false;
+            let context = match (loaded.take(), recent) {
+                (Some(Loaded { context }), _) if context.aggregate_id == id => context,
+                (_, Some(context)) => context,
                 _ => self.load_for_command::<A>(id).await.map_err(CommandError::Store)?.context,
             };
             let current = i64::try_from(context.current_sequence).unwrap_or(i64::MAX);
-            guard(&context.aggregate).map_err(CommandError::Denied)?;
-            if let Some(expected) = expected_version
-                && expected != current
-            {
-                return Err(CommandError::VersionMismatch { expected, current });
-            }
-            let sink = EventSink::<A>::default();
-            // Decide on a copy: cqrs-es 0.5's `EventSink` applies each event to
-            // the aggregate it is given, and a snapshot is built from the loaded
-            // state and the events up to its sequence number (see `snapshot`),
-            // which may be fewer than all of them.
-            let mut scratch = context.aggregate.clone();
-            scratch.handle(command.clone(), &(), &sink).await.map_err(CommandError::Rejected)?;
-            let events = sink.collect().await;
-            if events.is_empty() {
-                return Ok(Committed { version: current, position: None });
-            }
+            let decided = decide(&context.aggregate, current, &command, expected_version, &guard);
+            let (events, post) = match decided.await {
+                Ok(Some(decision)) => decision,
+                // Only an append shows a cached state was current: any other
+                // answer is given on a fresh load.
+                _ if cached => {
+                    self.recent.forget::<A>(id);
+                    attempt -= 1;
+                    continue;
+                }
+                Ok(None) => return Ok(Committed { version: current, position: None }),
+                Err(error) => return Err(error),
+            };
             // Who may see these events travels with them (see `Visibility`).
             let mut metadata = metadata.clone();
-            metadata.extend(audience_metadata(scratch.audience()));
+            metadata.extend(audience_metadata(post.audience()));
             let recorded = i64::try_from(events.len()).unwrap_or(i64::MAX);
             let waiter = self.log.expect(A::TYPE, id, current + recorded);
-            if self.append::<A>(id, current, &events, &metadata).await? {
-                self.snapshot(id, context, &events).await;
+            let payloads = events
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CommandError::Store(e.into()))?;
+            if self.append::<A>(id, current, &events, &payloads, &metadata).await? {
+                self.remember(id, context, &events, payloads).await;
                 break (current + recorded, waiter);
             }
             // Another writer appended first.
+            self.recent.forget::<A>(id);
             if let Some(expected) = expected_version {
                 let current = self.version_of::<A>(id).await?;
                 return Err(CommandError::VersionMismatch { expected, current });
@@ -262,16 +274,11 @@ impl CommandBus {
         id: &str,
         current: i64,
         events: &[A::Event],
+        payloads: &[serde_json::Value],
         metadata: &HashMap<String, String>,
     ) -> Result<bool, StoreError> {
-        let mut types = Vec::with_capacity(events.len());
-        let mut versions = Vec::with_capacity(events.len());
-        let mut payloads = Vec::with_capacity(events.len());
-        for event in events {
-            types.push(event.event_type());
-            versions.push(event.event_version());
-            payloads.push(serde_json::to_value(event)?);
-        }
+        let types: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
+        let versions: Vec<String> = events.iter().map(DomainEvent::event_version).collect();
         // The columns postgres-es writes, in its encoding (see `SerializedEvent`).
         let appended = sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
@@ -285,7 +292,7 @@ impl CommandBus {
         .bind(current)
         .bind(&types)
         .bind(&versions)
-        .bind(&payloads)
+        .bind(payloads)
         .bind(serde_json::to_value(metadata)?)
         .execute(self.log.pool())
         .await;
@@ -296,24 +303,47 @@ impl CommandBus {
         }
     }
 
-    /// Writes a snapshot when the appended events crossed a multiple of
-    /// [`SNAPSHOT_EVERY`] (where cqrs-es would), after the events committed.
-    /// Snapshots are a cache of the events (see migration 0004): a write that
-    /// fails costs a longer load later, never a wrong state, so it is logged
-    /// and the command stands. A snapshot only ever replaces an older one.
-    async fn snapshot<A: Aggregate>(
+    /// After an append: writes a snapshot where one is due and remembers the
+    /// state the events brought the aggregate to, folded from the payloads as
+    /// they were stored, as a load would fold them (see `recent`).
+    async fn remember<A: Aggregate + Clone + 'static>(
         &self,
         id: &str,
         context: EventStoreAggregateContext<A>,
         events: &[A::Event],
+        payloads: Vec<serde_json::Value>,
     ) {
+        let snapshot = self.snapshot(id, &context, events).await;
+        let mut aggregate = context.aggregate;
+        for payload in payloads {
+            match serde_json::from_value::<A::Event>(payload) {
+                Ok(event) => aggregate.apply(event),
+                // Cannot happen for events just serialised; a load will tell.
+                Err(_) => return self.recent.forget::<A>(id),
+            }
+        }
+        self.recent.put(id, aggregate, context.current_sequence + events.len(), snapshot);
+    }
+
+    /// Writes a snapshot when the appended events crossed a multiple of
+    /// [`SNAPSHOT_EVERY`] (where cqrs-es would), after the events committed,
+    /// and returns the aggregate's snapshot count after it.
+    /// Snapshots are a cache of the events (see migration 0004): a write that
+    /// fails costs a longer load later, never a wrong state, so it is logged
+    /// and the command stands. A snapshot only ever replaces an older one.
+    async fn snapshot<A: Aggregate + Clone>(
+        &self,
+        id: &str,
+        context: &EventStoreAggregateContext<A>,
+        events: &[A::Event],
+    ) -> Option<usize> {
         let from = context.current_sequence;
         let to = from + events.len();
         let at = to - to % SNAPSHOT_EVERY;
         if at <= from {
-            return;
+            return context.current_snapshot;
         }
-        let mut aggregate = context.aggregate;
+        let mut aggregate = context.aggregate.clone();
         for event in &events[..at - from] {
             aggregate.apply(event.clone());
         }
@@ -343,6 +373,7 @@ impl CommandBus {
         if let Err(error) = written {
             tracing::warn!(aggregate = A::TYPE, id, %error, "could not write a snapshot");
         }
+        Some(number)
     }
 
     /// Loads the aggregate's snapshot and the events after it in one round
@@ -447,6 +478,35 @@ impl CommandBus {
         .await?;
         Ok(version.unwrap_or(0))
     }
+}
+
+/// Decides `command` on `aggregate` at version `current`, for a caller that
+/// `guard` admits and that expects `expected`: the events it records with the
+/// state after them, or `None` when it records nothing.
+async fn decide<A: Aggregate<Services = ()> + Clone>(
+    aggregate: &A,
+    current: i64,
+    command: &A::Command,
+    expected: Option<i64>,
+    guard: &impl Fn(&A) -> Result<(), Denial>,
+) -> Result<Option<(Vec<A::Event>, A)>, CommandError<A::Error>>
+where
+    A::Command: Clone,
+{
+    guard(aggregate).map_err(CommandError::Denied)?;
+    if let Some(expected) = expected
+        && expected != current
+    {
+        return Err(CommandError::VersionMismatch { expected, current });
+    }
+    let sink = EventSink::<A>::default();
+    // Decide on a copy: cqrs-es 0.5's `EventSink` applies each event to the
+    // aggregate it is given, and the state to snapshot or remember is folded
+    // from the events as stored (see `remember`).
+    let mut scratch = aggregate.clone();
+    scratch.handle(command.clone(), &(), &sink).await.map_err(CommandError::Rejected)?;
+    let events = sink.collect().await;
+    Ok((!events.is_empty()).then_some((events, scratch)))
 }
 
 /// Up to `attempt` milliseconds (capped at 20), uniformly jittered.

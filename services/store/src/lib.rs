@@ -26,6 +26,7 @@ pub mod offers;
 pub mod placements;
 pub mod projector;
 pub mod reactions;
+mod recent;
 pub mod students;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -51,7 +51,7 @@ async fn world() -> World {
 impl World {
     async fn run<A>(&self, id: Uuid, command: A::Command)
     where
-        A: Aggregate<Services = ()> + Clone + Visibility,
+        A: Aggregate<Services = ()> + Clone + Visibility + 'static,
         A::Command: Clone,
     {
         self.bus

@@ -208,6 +208,68 @@ async fn a_command_decided_on_stale_loaded_state_is_decided_again() {
     assert_eq!(count, 3);
 }
 
+/// Each process decides a command first on the state its own last append
+/// left (see `recent`). When another process wrote since, that state is stale:
+/// a command that succeeds on it is refused by the append and decided again,
+/// and one it would refuse, deny or find at another version is decided again
+/// on a fresh load rather than answered from the stale state.
+#[tokio::test]
+async fn a_command_decided_on_a_state_another_process_advanced_is_decided_again() {
+    let (here, log, _workers) = bus().await;
+    let elsewhere = CommandBus::new(Arc::clone(&log));
+    let increment = |bus: &CommandBus, expected, guard: fn(&Counter) -> _| {
+        let bus = bus.clone();
+        async move {
+            bus.execute_from::<Counter>(
+                "shared",
+                None,
+                Increment { up_to: 10 },
+                expected,
+                Default::default(),
+                guard,
+            )
+            .await
+        }
+    };
+    let anyone = |_: &Counter| Ok(());
+    assert_eq!(increment(&here, None, anyone).await.expect("here").version, 1);
+    assert_eq!(increment(&elsewhere, None, anyone).await.expect("elsewhere").version, 2);
+
+    // Succeeds on the stale state (version 1), refused by the append, then
+    // decided on the fresh one: no update lost.
+    assert_eq!(increment(&here, None, anyone).await.expect("decided again").version, 3);
+    assert_eq!(increment(&elsewhere, None, anyone).await.expect("elsewhere").version, 4);
+
+    // The stale state (3) is not the version the caller expects (4): asked again.
+    assert_eq!(increment(&here, Some(4), anyone).await.expect("pinned").version, 5);
+    assert_eq!(increment(&elsewhere, None, anyone).await.expect("elsewhere").version, 6);
+
+    // The stale state (count 5) is denied by a guard the fresh one (6) passes.
+    let from_six = |c: &Counter| {
+        if c.count >= 6 {
+            Ok(())
+        } else {
+            Err(stagepact_store::Denial::Forbidden("not yet".into()))
+        }
+    };
+    assert_eq!(increment(&here, None, from_six).await.expect("admitted").version, 7);
+
+    // And a refusal is a refusal on the fresh state too.
+    for _ in 7..10 {
+        increment(&elsewhere, None, anyone).await.expect("elsewhere");
+    }
+    let full = increment(&here, None, anyone).await;
+    assert!(matches!(full, Err(CommandError::Rejected(Full))), "{full:?}");
+    let (counter, version) = here.load::<Counter>("shared").await.expect("load");
+    assert_eq!((counter.count, version), (10, 10));
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = 'shared'")
+            .fetch_one(log.pool())
+            .await
+            .expect("count");
+    assert_eq!(count, 10);
+}
+
 #[tokio::test]
 async fn concurrent_writers_on_one_aggregate_lose_nothing() {
     let (bus, log, _workers) = bus().await;

@@ -69,7 +69,7 @@ async fn world() -> World {
 impl World {
     async fn run<A>(&self, id: &str, command: A::Command) -> Committed
     where
-        A: Aggregate<Services = ()> + Clone + Visibility,
+        A: Aggregate<Services = ()> + Clone + Visibility + 'static,
         A::Command: Clone,
     {
         let committed = self

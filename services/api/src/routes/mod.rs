@@ -68,7 +68,7 @@ impl CommandContext {
     /// Runs `command` on aggregate `id`.
     pub async fn run<A>(&self, id: &str, command: A::Command) -> Result<Committed, ApiError>
     where
-        A: Aggregate<Services = ()> + Clone + Visibility,
+        A: Aggregate<Services = ()> + Clone + Visibility + 'static,
         A::Command: Clone,
         ApiError: From<A::Error>,
     {
@@ -83,7 +83,7 @@ impl CommandContext {
         guard: impl Fn(&A) -> Result<(), Denial>,
     ) -> Result<Committed, ApiError>
     where
-        A: Aggregate<Services = ()> + Clone + Visibility,
+        A: Aggregate<Services = ()> + Clone + Visibility + 'static,
         A::Command: Clone,
         ApiError: From<A::Error>,
     {
@@ -100,7 +100,7 @@ impl CommandContext {
         guard: impl Fn(&A) -> Result<(), Denial>,
     ) -> Result<Committed, ApiError>
     where
-        A: Aggregate<Services = ()> + Clone + Visibility,
+        A: Aggregate<Services = ()> + Clone + Visibility + 'static,
         A::Command: Clone,
         ApiError: From<A::Error>,
     {
@@ -128,7 +128,7 @@ impl CommandContext {
         command: A::Command,
     ) -> Result<Committed, ApiError>
     where
-        A: Aggregate<Services = ()> + Clone + Visibility,
+        A: Aggregate<Services = ()> + Clone + Visibility + 'static,
         A::Command: Clone,
         ApiError: From<A::Error>,
     {
