@@ -143,7 +143,10 @@ impl App {
         let bus = CommandBus::new(Arc::clone(&log));
         let mut workers = log.spawn();
         workers.extend(projections.spawn());
-        workers.push(tokio::spawn(Dispatcher::new(Arc::clone(&log), bus.clone()).run()));
+        let reaction_rounds = projections.subscribe(stagepact_store::reactions::NAME)?;
+        workers.push(tokio::spawn(
+            Dispatcher::new(Arc::clone(&log), bus.clone()).run(reaction_rounds),
+        ));
         workers.push(tokio::spawn(purge_idempotency_keys(log.background().clone())));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let wages = Arc::new(config.wages.clone());

@@ -1,6 +1,6 @@
 //! The command path: load an aggregate from postgres-es, check the caller's
-//! expected version, decide, append, and wait for the log position the new
-//! events got.
+//! expected version, decide, and append through the log's appender, which
+//! answers with the log position the new events got.
 //!
 //! `CqrsFramework::execute` is not used: it cannot take an expected version, so
 //! an `If-Match` check outside it would race with a concurrent writer. Here the
@@ -9,9 +9,10 @@
 //!
 //! Nor is postgres-es's commit: it spends a round trip on BEGIN, one per event
 //! and one on COMMIT, and writes a snapshot in the events' transaction. Here
-//! the events go in with one statement and the snapshot (a cache: migration
-//! 0004) after it; the tables and their encoding are postgres-es's, so its
-//! loads still read what is written here.
+//! the events go in with those of every other command waiting at that moment
+//! (see `appender`), and the snapshot (a cache: migration 0004) after them;
+//! the tables and their encoding are postgres-es's, so its loads still read
+//! what is written here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use sqlx::Row;
 use stagepact_domain::Visibility;
 
 use crate::StoreError;
-use crate::log::{EventLog, upcasters};
+use crate::log::{Appended, EventLog, NewEvent, NewEvents, upcasters};
 use crate::recent::{RECENT_AGGREGATES, RecentAggregates};
 
 /// How often a command is retried after losing a race to a concurrent writer,
@@ -35,8 +36,6 @@ const CONFLICT_RETRIES: u32 = 30;
 /// Events between aggregate snapshots: a command loads at most this many
 /// events after the latest snapshot, whatever the aggregate's age.
 const SNAPSHOT_EVERY: usize = 20;
-/// How long a command waits for its events' log position.
-const POSITION_WAIT: Duration = Duration::from_secs(10);
 
 /// A command that was recorded (or that changed nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +43,7 @@ pub struct Committed {
     /// The aggregate's version after the command: its number of events.
     pub version: i64,
     /// The log position of the last event recorded; `None` if the command
-    /// recorded nothing, or if stamping took longer than the wait allows.
+    /// recorded nothing.
     pub position: Option<i64>,
 }
 
@@ -94,6 +93,9 @@ pub enum Denial {
 /// is decided again on a fresh load.
 pub struct Loaded<A: Aggregate> {
     context: EventStoreAggregateContext<A>,
+    /// Taken from this process's recent appends rather than loaded (see
+    /// [`CommandBus::load_recent_for_command`]).
+    cached: bool,
 }
 
 impl<A: Aggregate> Loaded<A> {
@@ -109,6 +111,7 @@ impl<A: Aggregate> Loaded<A> {
                 current_sequence: 0,
                 current_snapshot: None,
             },
+            cached: false,
         }
     }
 
@@ -120,6 +123,11 @@ impl<A: Aggregate> Loaded<A> {
     /// The aggregate's version: its number of events.
     pub fn version(&self) -> i64 {
         i64::try_from(self.context.current_sequence).unwrap_or(i64::MAX)
+    }
+
+    /// Whether the state is this process's last append to it, not a load.
+    pub fn is_cached(&self) -> bool {
+        self.cached
     }
 }
 
@@ -190,20 +198,24 @@ impl CommandBus {
         A: Aggregate<Services = ()> + Clone + Visibility + 'static,
         A::Command: Clone,
     {
-        let head = self.log.subscribe();
         let mut attempt = 0;
         // A state the caller loaded for its facts is the one to decide on; the
         // cache serves only the bus's own load.
         let mut try_recent = loaded.is_none();
-        let (version, waiter) = loop {
+        let (version, position) = loop {
             attempt += 1;
             let recent = if try_recent { self.recent.get::<A>(id) } else { None };
-            let cached = recent.is_some();
             try_recent = false;
-            let context = match (loaded.take(), recent) {
-                (Some(Loaded { context }), _) if context.aggregate_id == id => context,
-                (_, Some(context)) => context,
-                _ => self.load_for_command::<A>(id).await.map_err(CommandError::Store)?.context,
+            let (context, cached) = match (loaded.take(), recent) {
+                (Some(Loaded { context, cached }), _) if context.aggregate_id == id => {
+                    (context, cached)
+                }
+                (_, Some(context)) => (context, true),
+                _ => {
+                    let loaded =
+                        self.load_for_command::<A>(id).await.map_err(CommandError::Store)?;
+                    (loaded.context, false)
+                }
             };
             let current = i64::try_from(context.current_sequence).unwrap_or(i64::MAX);
             let decided = decide(&context.aggregate, current, &command, expected_version, &guard);
@@ -223,15 +235,13 @@ impl CommandBus {
             let mut metadata = metadata.clone();
             metadata.extend(audience_metadata(post.audience()));
             let recorded = i64::try_from(events.len()).unwrap_or(i64::MAX);
-            let waiter = self.log.expect(A::TYPE, id, current + recorded);
-            let payloads = events
-                .iter()
-                .map(serde_json::to_value)
-                .collect::<Result<Vec<_>, _>>()
+            let new_events = new_events::<A>(id, current, &events, &metadata)
                 .map_err(|e| CommandError::Store(e.into()))?;
-            if self.append::<A>(id, current, &events, &payloads, &metadata).await? {
-                self.remember(id, context, &events, payloads).await;
-                break (current + recorded, waiter);
+            let payloads: Vec<String> =
+                new_events.events.iter().map(|event| event.payload.clone()).collect();
+            if let Appended::At(position) = self.log.append(new_events).await? {
+                self.remember(id, context, &events, &payloads).await;
+                break (current + recorded, position);
             }
             // Another writer appended first.
             self.recent.forget::<A>(id);
@@ -245,62 +255,8 @@ impl CommandBus {
             tracing::debug!(aggregate = A::TYPE, id, attempt, "lost a race; retrying");
             tokio::time::sleep(backoff(attempt)).await;
         };
-        // The events are committed: whatever happens now, the answer is success.
-        let position = match self.log.await_stamp(waiter, head, POSITION_WAIT).await {
-            Ok(position) => position,
-            Err(error) => {
-                tracing::warn!(%error, "could not learn the log position of committed events");
-                None
-            }
-        };
-        if position.is_none() {
-            tracing::warn!(
-                aggregate = A::TYPE,
-                id,
-                version,
-                "events recorded but not yet in the log"
-            );
-        }
-        Ok(Committed { version, position })
-    }
-
-    /// Appends `events` after version `current`, in one statement outside
-    /// any explicit transaction: one round trip where postgres-es's commit
-    /// takes three or more (BEGIN, an INSERT per event, COMMIT), on every
-    /// command. False when another writer took one of the sequence numbers
-    /// first (the primary key refused them all: nothing was recorded).
-    async fn append<A: Aggregate>(
-        &self,
-        id: &str,
-        current: i64,
-        events: &[A::Event],
-        payloads: &[serde_json::Value],
-        metadata: &HashMap<String, String>,
-    ) -> Result<bool, StoreError> {
-        let types: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
-        let versions: Vec<String> = events.iter().map(DomainEvent::event_version).collect();
-        // The columns postgres-es writes, in its encoding (see `SerializedEvent`).
-        let appended = sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                                 event_version, payload, metadata)
-             SELECT $1, $2, $3 + e.n, e.event_type, e.event_version, e.payload, $7
-               FROM unnest($4::text[], $5::text[], $6::jsonb[])
-                    WITH ORDINALITY AS e(event_type, event_version, payload, n)",
-        )
-        .bind(A::TYPE)
-        .bind(id)
-        .bind(current)
-        .bind(&types)
-        .bind(&versions)
-        .bind(payloads)
-        .bind(serde_json::to_value(metadata)?)
-        .execute(self.log.pool())
-        .await;
-        match appended {
-            Ok(_) => Ok(true),
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(false),
-            Err(error) => Err(error.into()),
-        }
+        // The events are committed, with their position.
+        Ok(Committed { version, position: Some(position) })
     }
 
     /// After an append: writes a snapshot where one is due and remembers the
@@ -311,12 +267,12 @@ impl CommandBus {
         id: &str,
         context: EventStoreAggregateContext<A>,
         events: &[A::Event],
-        payloads: Vec<serde_json::Value>,
+        payloads: &[String],
     ) {
         let snapshot = self.snapshot(id, &context, events).await;
         let mut aggregate = context.aggregate;
         for payload in payloads {
-            match serde_json::from_value::<A::Event>(payload) {
+            match serde_json::from_str::<A::Event>(payload) {
                 Ok(event) => aggregate.apply(event),
                 // Cannot happen for events just serialised; a load will tell.
                 Err(_) => return self.recent.forget::<A>(id),
@@ -464,7 +420,26 @@ impl CommandBus {
                 })?
             }
         };
-        Ok(Loaded { context })
+        Ok(Loaded { context, cached: false })
+    }
+
+    /// The aggregate `id` as this process's last append to it left it, where
+    /// it has one (see `recent`), else as its events make it now: for a
+    /// command decided on it with [`execute_from`](Self::execute_from), which
+    /// tries such a state like its own cache does (only a successful append
+    /// proves it current; any other answer is given on a fresh load). Facts
+    /// the caller reads from it before the command must be ones that never
+    /// change (a placement's parties, an offer's company), and a refusal the
+    /// caller derives from it must be checked again on a fresh load
+    /// ([`Loaded::is_cached`]).
+    pub async fn load_recent_for_command<A>(&self, id: &str) -> Result<Loaded<A>, StoreError>
+    where
+        A: Aggregate<Services = ()> + Clone + 'static,
+    {
+        match self.recent.get::<A>(id) {
+            Some(context) => Ok(Loaded { context, cached: true }),
+            None => self.load_for_command(id).await,
+        }
     }
 
     /// The aggregate's current version (0 when it has no events).
@@ -507,6 +482,32 @@ where
     scratch.handle(command.clone(), &(), &sink).await.map_err(CommandError::Rejected)?;
     let events = sink.collect().await;
     Ok((!events.is_empty()).then_some((events, scratch)))
+}
+
+/// A command's events as the log appends them: the columns postgres-es
+/// writes, in its encoding (see `SerializedEvent`), so its loads read them.
+fn new_events<A: Aggregate>(
+    id: &str,
+    current: i64,
+    events: &[A::Event],
+    metadata: &HashMap<String, String>,
+) -> Result<NewEvents, serde_json::Error> {
+    Ok(NewEvents {
+        aggregate_type: A::TYPE,
+        aggregate_id: id.to_owned(),
+        after: current,
+        events: events
+            .iter()
+            .map(|event| {
+                Ok(NewEvent {
+                    event_type: event.event_type(),
+                    event_version: event.event_version(),
+                    payload: serde_json::to_string(event)?,
+                })
+            })
+            .collect::<Result<_, serde_json::Error>>()?,
+        metadata: serde_json::to_string(metadata)?,
+    })
 }
 
 /// Up to `attempt` milliseconds (capped at 20), uniformly jittered.

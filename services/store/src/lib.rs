@@ -13,6 +13,7 @@
 //! forwarded"). An unnamed statement is planned with each call's values, at
 //! the cost of a plan per call.
 
+mod appender;
 pub mod cases;
 pub mod commands;
 pub mod company_registry;

@@ -5,20 +5,32 @@
 //! commit and transactions commit out of number order, so a reader that saw 7
 //! and saved "after 7" would skip a 6 committed a moment later, for good.
 //!
-//! Instead every event row carries the id of the transaction that wrote it
-//! (`pg_current_xact_id()`, filled in by PostgreSQL), and a single active
-//! *sequencer* stamps positions after commit: it takes only rows whose
-//! transaction id is below the *frontier*, the oldest transaction still running
-//! that may append events — every such transaction below it has ended, so no
-//! row can still appear there — in (transaction id, aggregate,
-//! sequence) order, and numbers them on from the highest position. One sequencer
-//! at a time (a transaction-level advisory lock) makes the positions dense and
-//! makes each batch commit after the one before, so "after N" is a complete
-//! cursor. A slow writer holds back stamping of later transactions until it ends:
-//! the log waits for it rather than skipping it. Statement and idle-transaction
-//! timeouts (see `db`) bound how long that can be for our own sessions; the
-//! frontier is server-wide, so the database server should serve Stagepact alone,
-//! and the sequencer logs the transaction that holds it back for long.
+//! Instead positions are given under one lock (a transaction-level advisory
+//! lock, [`SEQUENCER_LOCK`]), held until the transaction that gives them has
+//! committed durably, and each holder numbers on from the highest position it
+//! sees. PostgreSQL makes a commit visible before it releases the
+//! transaction's locks, so the next holder sees every position given before,
+//! and a reader that sees a position sees every one below it: "after N" is a
+//! complete cursor. Two kinds of holder give positions:
+//!
+//! - the *appender* (`appender`), through which every command of this service
+//!   appends: it inserts the events of all commands waiting at that moment in
+//!   one transaction, with their positions;
+//! - the *sequencer*, for rows inserted by anyone else (a process of an
+//!   earlier version during a rolling upgrade, a tool, a benchmark's
+//!   baseline): it stamps their positions after they commit.
+//!
+//! For the sequencer every event row carries the id of the transaction that
+//! wrote it (`pg_current_xact_id()`, filled in by PostgreSQL). It takes only
+//! unstamped rows whose transaction id is below the *frontier*, the oldest
+//! transaction still running that may append events — every such transaction
+//! below it has ended, so no row can still appear there — in (transaction id,
+//! aggregate, sequence) order. A slow writer holds back stamping of later
+//! transactions until it ends: the log waits for it rather than skipping it.
+//! Statement and idle-transaction timeouts (see `db`) bound how long that can
+//! be for our own sessions; the frontier is server-wide, so the database
+//! server should serve Stagepact alone, and the sequencer logs the
+//! transaction that holds it back for long.
 //!
 //! Only a transaction that may still append events needs to hold the frontier.
 //! Two kinds of transaction never do, and they are the ones that held it most:
@@ -34,15 +46,13 @@
 //! `pg_read_all_stats`) does not recognise autovacuum and waits for it, as
 //! before; session names and transaction ids are visible to every role.
 //!
-//! Within one aggregate the log keeps sequence order because a writer gets its
-//! transaction id at its first write, which for postgres-es is the event insert
-//! after loading the aggregate, so event k+1's transaction starts after event
-//! k's committed. A writer that writes something else first and appends in the
-//! same transaction later must keep that property.
+//! Within one aggregate the log keeps sequence order: a command appends event
+//! k+1 after deciding on a state that holds event k, so k was committed, and
+//! positioned, first; and an aggregate with an event still waiting for the
+//! sequencer takes no new one through the appender until it is stamped.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -50,25 +60,27 @@ use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use serde_json::Value;
 use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::StoreError;
+use crate::appender::Appender;
+pub use crate::appender::{Appended, NewEvent, NewEvents};
 
 /// The NOTIFY channel the sequencer announces the new head on: `<head>`.
-const HEAD_CHANNEL: &str = "stagepact_log";
+pub(crate) const HEAD_CHANNEL: &str = "stagepact_log";
 /// The channel it announces the head on with the aggregate types it stamped,
 /// `<head> <type> <type>...`, for the projectors. A channel of its own, so a
 /// process of an earlier version, which reads a bare head on the first one,
 /// still follows the head during a rolling upgrade (its projectors, not told
 /// the types, then wait for a pause or a second: see `projector`). A dozen
 /// fixed type names stay far below NOTIFY's 8,000-byte payload.
-const TYPES_CHANNEL: &str = "stagepact_log_types";
+pub(crate) const TYPES_CHANNEL: &str = "stagepact_log_types";
 /// Most events stamped in one sequencer transaction.
 const STAMP_BATCH: i64 = 5_000;
 /// Key of the advisory lock that keeps one sequencer active across processes.
-const SEQUENCER_LOCK: i64 = 0x5354_4147_5345_5131; // "STAGSEQ1"
-/// How often an idle sequencer looks for events written by other processes.
+pub(crate) const SEQUENCER_LOCK: i64 = 0x5354_4147_5345_5131; // "STAGSEQ1"
+/// How often an idle sequencer looks for rows written outside the appender.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How long the frontier may be held back before the sequencer says who holds it.
 const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
@@ -83,14 +95,12 @@ pub const BACKGROUND_APPLICATION: &str = "stagepact background";
 /// How soon the sequencer looks again while an older transaction holds it back.
 const BLOCKED_POLL: Duration = Duration::from_millis(2);
 /// The least time from the start of one sequencer round to the next while
-/// events keep coming. A round costs about five statements whether it stamps
-/// one command's events or fifty, and without a floor a busy log gets one
-/// round per commit or two: some 800 rounds a second at 1,100–1,300 commands
-/// a second, more of the database's statements than the commands' own
-/// appends, and a server below its maximum paid more per command for them
-/// than a saturated one (BENCHMARKS.md, "Soak", runs P and Q). Each command
-/// waits at most this long more for its position; the first events after a
-/// pause are stamped at once.
+/// rows written elsewhere keep coming. A round costs about five statements
+/// whether it stamps one row or fifty, and without a floor a busy log gets
+/// one round per commit or two (when every command's events were stamped
+/// this way: some 800 rounds a second at 1,100–1,300 commands a second,
+/// BENCHMARKS.md, "Soak", runs P and Q). The first rows after a pause are
+/// stamped at once.
 const STAMP_SPACING: Duration = Duration::from_millis(4);
 
 /// How far the log is stamped, overall and for each aggregate type: a
@@ -222,60 +232,49 @@ pub struct Audience {
     pub party: Option<(String, String)>,
 }
 
-/// How long a command waits for the hand-over of its position before it
-/// looks the position up itself (and again after as long): another
-/// process's sequencer may have stamped it, which hands nothing over here.
-const LOOKUP_AFTER: Duration = Duration::from_millis(100);
-
-/// (aggregate type, aggregate id, sequence): one stored event.
-type EventKey = (String, String, i64);
 /// (pid, database, state, query) of a transaction holding the frontier back.
 type Blocker = (i32, Option<String>, Option<String>, Option<String>);
-/// A waiting command: its token and where to send the position.
-type Waiting = (u64, oneshot::Sender<i64>);
 
-/// The log: reads, the head position, and the sequencer that stamps it.
+/// How far this process knows the log to be positioned, overall and per
+/// aggregate type; the appender and the sequencer move it, and so does the
+/// listener when another process did.
+pub(crate) struct HeadWatch {
+    head: watch::Sender<i64>,
+    heads: watch::Sender<Heads>,
+}
+
+impl HeadWatch {
+    /// Moves the heads to `position`, reached with events of `types` (`None`:
+    /// not known which).
+    pub(crate) fn advance<'t>(
+        &self,
+        position: i64,
+        types: Option<impl IntoIterator<Item = &'t str>>,
+    ) {
+        // Types first: a projector woken by the head finds its types there.
+        self.heads.send_if_modified(|heads| heads.advance(position, types));
+        self.head.send_if_modified(|head| raise(head, position));
+    }
+}
+
+/// The log: appends, reads, the head position, and the sequencer that stamps
+/// rows written outside the appender.
 pub struct EventLog {
     pool: PgPool,
     /// The sequencer's, the listener's and the projectors' own connections, so
     /// they never queue behind requests that are waiting for them.
     background: PgPool,
-    head: watch::Sender<i64>,
-    /// The head per aggregate type, for the projectors.
-    heads: watch::Sender<Heads>,
+    /// The head, overall and per aggregate type (for the projectors).
+    heads: Arc<HeadWatch>,
+    /// Where commands append their events (see `appender`).
+    appender: Appender,
     wake: Notify,
     upcasters: Vec<Box<dyn EventUpcaster>>,
-    /// Commands of this process waiting for their event's position; the
-    /// sequencer hands it over as it stamps, so no command polls for it.
-    waiters: Mutex<HashMap<EventKey, Vec<Waiting>>>,
-    next_waiter: AtomicU64,
-    /// Whether this process's sequencer held the log in its last round.
-    stamping_here: AtomicBool,
-}
-
-/// A registered wait for one event's position; unregisters when dropped.
-pub struct PositionWaiter<'a> {
-    log: &'a EventLog,
-    key: EventKey,
-    token: u64,
-    stamped: oneshot::Receiver<i64>,
-}
-
-impl Drop for PositionWaiter<'_> {
-    fn drop(&mut self) {
-        let mut waiters = self.log.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(list) = waiters.get_mut(&self.key) {
-            list.retain(|(token, _)| *token != self.token);
-            if list.is_empty() {
-                waiters.remove(&self.key);
-            }
-        }
-    }
 }
 
 impl std::fmt::Debug for EventLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventLog").field("head", &*self.head.borrow()).finish_non_exhaustive()
+        f.debug_struct("EventLog").field("head", &self.head()).finish_non_exhaustive()
     }
 }
 
@@ -286,8 +285,8 @@ pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
 }
 
 impl EventLog {
-    /// A log on `pool` with the standard upcasters. Call [`EventLog::spawn`] to
-    /// run its sequencer and head listener.
+    /// A log on `pool` with the standard upcasters, and its appender running.
+    /// Call [`EventLog::spawn`] to run its sequencer and head listener.
     pub async fn open(pool: PgPool) -> Result<Arc<Self>, StoreError> {
         Self::with_upcasters(pool, upcasters()).await
     }
@@ -304,17 +303,14 @@ impl EventLog {
             .connect_lazy_with(
                 (*pool.connect_options()).clone().application_name(BACKGROUND_APPLICATION),
             );
-        Ok(Arc::new(Self {
-            pool,
-            background,
+        let heads = Arc::new(HeadWatch {
             head: watch::Sender::new(head),
             heads: watch::Sender::new(Heads { head, any: head, by_type: HashMap::new() }),
-            wake: Notify::new(),
-            upcasters,
-            waiters: Mutex::new(HashMap::new()),
-            next_waiter: AtomicU64::new(0),
-            stamping_here: AtomicBool::new(false),
-        }))
+        });
+        // The appender's sessions are request sessions (they append events),
+        // with the request pool's settings.
+        let appender = Appender::start((*pool.connect_options()).clone(), Arc::clone(&heads));
+        Ok(Arc::new(Self { pool, background, heads, appender, wake: Notify::new(), upcasters }))
     }
 
     /// The pool the log reads from (shared with requests).
@@ -338,110 +334,30 @@ impl EventLog {
 
     /// The highest stamped position this process knows of.
     pub fn head(&self) -> i64 {
-        *self.head.borrow()
+        *self.heads.head.borrow()
     }
 
     /// A receiver that changes whenever the head moves.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
-        self.head.subscribe()
+        self.heads.head.subscribe()
     }
 
     /// A receiver of the heads per aggregate type; it changes whenever the
     /// head moves.
     pub fn subscribe_heads(&self) -> watch::Receiver<Heads> {
-        self.heads.subscribe()
+        self.heads.heads.subscribe()
     }
 
-    /// Tells the sequencer that events were just committed.
+    /// Tells the sequencer that rows were just committed outside the
+    /// appender (tools, tests), so that it stamps them now.
     pub fn wake_sequencer(&self) {
         self.wake.notify_one();
     }
 
-    /// Moves the heads to `position`, stamped with events of `types` (`None`:
-    /// not known which).
-    fn advance_head<'t>(&self, position: i64, types: Option<impl IntoIterator<Item = &'t str>>) {
-        // Types first: a projector woken by the head finds its types there.
-        self.heads.send_if_modified(|heads| heads.advance(position, types));
-        self.head.send_if_modified(|head| raise(head, position));
-    }
-
-    /// Registers a wait for the position of an event about to be committed.
-    /// Register before the commit, so the stamping cannot slip in between.
-    pub fn expect(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        sequence: i64,
-    ) -> PositionWaiter<'_> {
-        let key = (aggregate_type.to_owned(), aggregate_id.to_owned(), sequence);
-        let token = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        let (sender, stamped) = oneshot::channel();
-        self.waiters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key.clone())
-            .or_default()
-            .push((token, sender));
-        PositionWaiter { log: self, key, token, stamped }
-    }
-
-    /// Waits, at most `timeout`, for the position of a committed event. This
-    /// process's sequencer hands it over; when another process's sequencer holds
-    /// the log, each move of the head is checked with one lookup.
-    pub async fn await_stamp(
-        &self,
-        mut waiter: PositionWaiter<'_>,
-        mut head: watch::Receiver<i64>,
-        timeout: Duration,
-    ) -> Result<Option<i64>, StoreError> {
-        self.wake_sequencer();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut next_lookup = tokio::time::Instant::now() + LOOKUP_AFTER;
-        let (aggregate_type, aggregate_id, sequence) = waiter.key.clone();
-        loop {
-            tokio::select! {
-                biased;
-                stamped = &mut waiter.stamped => {
-                    if let Ok(position) = stamped {
-                        return Ok(Some(position));
-                    }
-                    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    drop(waiter);
-                    return self.await_position(head, &aggregate_type, &aggregate_id, sequence, remaining).await;
-                }
-                moved = tokio::time::timeout_at(deadline.min(next_lookup), head.changed()) => {
-                    let now = tokio::time::Instant::now();
-                    if now >= deadline || matches!(moved, Ok(Err(_))) {
-                        return self.position_of(&aggregate_type, &aggregate_id, sequence).await;
-                    }
-                    // The hand-over comes before the head moves; a lookup is
-                    // needed when another process stamps. Which process
-                    // stamps can change from one round to the next, so a
-                    // wait that lasts looks its event up now and then too.
-                    if (now >= next_lookup || !self.stamping_here.load(Ordering::Relaxed))
-                        && let Some(position) =
-                            self.position_of(&aggregate_type, &aggregate_id, sequence).await?
-                    {
-                        return Ok(Some(position));
-                    }
-                    if now >= next_lookup {
-                        next_lookup = now + LOOKUP_AFTER;
-                    }
-                }
-            }
-        }
-    }
-
-    fn hand_over(&self, stamped: &[(EventKey, i64)]) {
-        let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
-        if waiters.is_empty() {
-            return;
-        }
-        for (key, position) in stamped {
-            for (_, waiter) in waiters.remove(key).unwrap_or_default() {
-                let _ = waiter.send(*position);
-            }
-        }
+    /// Appends one command's events and waits until they are committed with
+    /// their positions (see `appender`).
+    pub async fn append(&self, events: NewEvents) -> Result<Appended, StoreError> {
+        self.appender.append(events).await
     }
 
     /// Names the oldest transaction that holds the log's frontier back.
@@ -475,14 +391,10 @@ impl EventLog {
             if !matches!(round, Ok((Stamp::HeldBack, _))) {
                 held_since = None;
             }
-            let here = !matches!(round, Ok((Stamp::OtherSequencer, _)) | Err(_));
-            self.stamping_here.store(here, Ordering::Relaxed);
             match round {
                 Ok((Stamp::Stamped(head), stamped)) => {
                     failures = 0;
-                    self.hand_over(&stamped);
-                    let types = stamped.iter().map(|((aggregate_type, _, _), _)| aggregate_type);
-                    self.advance_head(head, Some(types.map(String::as_str)));
+                    self.heads.advance(head, Some(stamped.iter().map(String::as_str)));
                     tokio::time::sleep_until(started + STAMP_SPACING).await;
                     continue;
                 }
@@ -495,11 +407,9 @@ impl EventLog {
                         last_warning = Some(tokio::time::Instant::now());
                         self.warn_held_back(held.elapsed()).await;
                     }
-                    // Usually a command of ours is what holds it back: its
-                    // commit wakes us; another process's,
-                    // the short poll finds; a frontier held for longer is
-                    // polled less often (each poll is a round of five
-                    // statements).
+                    // A writer's transaction holds it back: the short poll
+                    // finds its end; a frontier held for longer is polled
+                    // less often (each poll is a round of five statements).
                     let poll = if held.elapsed() > Duration::from_millis(50) {
                         BLOCKED_POLL * 10
                     } else {
@@ -513,7 +423,12 @@ impl EventLog {
                     failures = 0;
                     let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
                 }
-                Ok((Stamp::OtherSequencer, _)) => tokio::time::sleep(BLOCKED_POLL * 5).await,
+                // An appender's batch (this process's or another's), or
+                // another process's sequencer: rows written elsewhere are
+                // rare, and looked for again after the idle poll.
+                Ok((Stamp::OtherSequencer, _)) => {
+                    let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+                }
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(%error, "sequencer could not stamp the log");
@@ -539,12 +454,12 @@ impl EventLog {
         let mut listener = PgListener::connect_with(&self.background).await?;
         listener.listen_all([HEAD_CHANNEL, TYPES_CHANNEL]).await?;
         // Anything stamped while we were not listening, of any type.
-        self.advance_head(current_head(&self.pool).await?, None::<[&str; 0]>);
+        self.heads.advance(current_head(&self.pool).await?, None::<[&str; 0]>);
         loop {
             let notification = listener.recv().await?;
             // A bare head names no type: it moves the head only.
             if let Some((position, types)) = parse_announcement(notification.payload()) {
-                self.advance_head(position, Some(types));
+                self.heads.advance(position, Some(types));
             }
         }
     }
@@ -689,34 +604,6 @@ impl EventLog {
         Ok(position.flatten())
     }
 
-    /// Waits, at most `timeout`, until a committed event is stamped, and returns
-    /// its position. `head` must have been subscribed before the event committed,
-    /// so no stamping is missed in between.
-    pub async fn await_position(
-        &self,
-        mut head: watch::Receiver<i64>,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        sequence: i64,
-        timeout: Duration,
-    ) -> Result<Option<i64>, StoreError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        self.wake_sequencer();
-        loop {
-            // Only look once the head moved: stamping happens after our commit.
-            match tokio::time::timeout_at(deadline, head.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => {
-                    return self.position_of(aggregate_type, aggregate_id, sequence).await;
-                }
-            }
-            if let Some(position) = self.position_of(aggregate_type, aggregate_id, sequence).await?
-            {
-                return Ok(Some(position));
-            }
-        }
-    }
-
     /// Waits, at most `timeout`, until the head passes `after`; true if it did.
     pub async fn await_head_after(&self, after: i64, timeout: Duration) -> bool {
         let mut head = self.subscribe();
@@ -748,7 +635,8 @@ pub enum Stamp {
     HeldBack,
     /// Nothing to stamp.
     Idle,
-    /// Another process's sequencer holds the lock.
+    /// Someone else holds the lock: an appender's batch, or another
+    /// process's sequencer.
     OtherSequencer,
 }
 
@@ -758,27 +646,23 @@ pub async fn stamp_batch(pool: &PgPool) -> Result<Stamp, StoreError> {
     stamp(pool).await.map(|(outcome, _)| outcome)
 }
 
-/// A sequencer round, with the events it stamped.
-async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<(EventKey, i64)>), StoreError> {
+/// A sequencer round, with the aggregate types it stamped.
+async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<String>), StoreError> {
     let mut tx = pool.begin().await?;
-    // The stamping commits without waiting for its WAL flush: positions are
-    // ranks in the (transaction id, aggregate, sequence) order of committed
-    // events below the frontier, so a stamp lost in a crash is re-derived
-    // identically — every event it covered was durably committed, and every
-    // transaction after the crash gets a higher id. The events themselves are
-    // written with synchronous commit, as always.
-    let locked: bool = sqlx::query_scalar(
-        "SELECT pg_try_advisory_xact_lock($1) AND set_config('synchronous_commit', 'off', true) = 'off'",
-    )
-    .bind(SEQUENCER_LOCK)
-    .fetch_one(&mut *tx)
-    .await?;
+    // The stamping commits durably, as the appender's batches do: a batch
+    // may take the next positions the moment the lock is free, so a stamp
+    // that a crash took back would not be given again to the same events.
+    // Durable, it is visible only once it can no longer be lost.
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(SEQUENCER_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
     if !locked {
         return Ok((Stamp::OtherSequencer, Vec::new()));
     }
     // A statement of its own after the lock: its snapshot sees the previous
     // sequencer's commit, so `base` is the true head.
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(String, i64)> = sqlx::query_as(
         "WITH ready AS (
              SELECT aggregate_type, aggregate_id, sequence,
                     row_number() OVER (ORDER BY transaction_id, aggregate_type, aggregate_id, sequence) AS n
@@ -818,7 +702,9 @@ async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<(EventKey, i64)>), StoreErro
                                   || string_agg(DISTINCT aggregate_type, ' '))
                FROM stamped HAVING count(*) > 0
          )
-         SELECT stamped.* FROM stamped LEFT JOIN announced ON true",
+         SELECT stamped.aggregate_type, max(stamped.log_position)
+           FROM stamped LEFT JOIN announced ON true
+          GROUP BY stamped.aggregate_type",
     )
     .bind(STAMP_BATCH)
     .bind(HEAD_CHANNEL)
@@ -826,11 +712,9 @@ async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<(EventKey, i64)>), StoreErro
     .bind(BACKGROUND_APPLICATION)
     .fetch_all(&mut *tx)
     .await?;
-    if let Some(head) = rows.iter().map(|row| row.3).max() {
+    if let Some(head) = rows.iter().map(|(_, position)| *position).max() {
         tx.commit().await?;
-        let stamped =
-            rows.into_iter().map(|(t, id, seq, position)| ((t, id, seq), position)).collect();
-        return Ok((Stamp::Stamped(head), stamped));
+        return Ok((Stamp::Stamped(head), rows.into_iter().map(|(t, _)| t).collect()));
     }
     tx.rollback().await?;
     let pending: bool =

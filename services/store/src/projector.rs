@@ -156,6 +156,12 @@ impl Projections {
             .ok_or_else(|| StoreError::UnknownProjection(name.to_owned()))
     }
 
+    /// A receiver that changes after each round this process's worker of
+    /// `name` runs.
+    pub fn subscribe(&self, name: &str) -> Result<watch::Receiver<i64>, StoreError> {
+        Ok(self.find(name)?.1.subscribe())
+    }
+
     /// Starts one worker per projection. Abort the handles to stop them.
     pub fn spawn(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
         (0..self.entries.len())

@@ -29,6 +29,7 @@ use stagepact_domain::company::{Company, CompanyEvent};
 use stagepact_domain::offer::{Offer, OfferCommand};
 use stagepact_domain::placement::{Placement, PlacementCommand, PlacementEvent, RecognitionChange};
 use stagepact_domain::values::Reason;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::log::{EventLog, LoggedEvent};
@@ -332,16 +333,23 @@ impl Dispatcher {
         Self { log, bus }
     }
 
-    /// Runs until aborted: a round whenever the log moves, and every half second.
-    pub async fn run(self) {
-        let mut head = self.log.subscribe();
+    /// Runs until aborted: a round whenever `rounds` changes (after each
+    /// round of this process's `placement_reactions` worker, the only writer
+    /// of the outbox: see [`Projections::subscribe`](crate::Projections::subscribe)),
+    /// and every half second (the worker may be active in another process).
+    /// Not on every move of the log: most moves hold no reaction, and a
+    /// round per move cost a query per appended batch.
+    pub async fn run(self, mut rounds: watch::Receiver<i64>) {
         loop {
             match self.round().await {
                 Ok(Dispatched { done, .. }) if done as i64 == DISPATCH_BATCH => continue,
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "reaction dispatch failed"),
             }
-            let _ = tokio::time::timeout(IDLE_POLL, head.changed()).await;
+            if tokio::time::timeout(IDLE_POLL, rounds.changed()).await.is_ok_and(|r| r.is_err()) {
+                // No worker here any more (shutting down): poll.
+                tokio::time::sleep(IDLE_POLL).await;
+            }
         }
     }
 

@@ -270,6 +270,70 @@ async fn a_command_decided_on_a_state_another_process_advanced_is_decided_again(
     assert_eq!(count, 10);
 }
 
+/// A handler may take the state its facts come from from this process's last
+/// append (`load_recent_for_command`): the command decided on it is tried
+/// like the bus's own cache, so a stale one never answers.
+#[tokio::test]
+async fn a_recent_state_a_handler_took_is_tried_never_trusted() {
+    let (here, log, _workers) = bus().await;
+    let elsewhere = CommandBus::new(Arc::clone(&log));
+    let from = |bus: &CommandBus, loaded: Loaded<Counter>| {
+        let bus = bus.clone();
+        async move { increment_from(&bus, "facts", loaded, 10, None).await }
+    };
+    let fresh = here.load_recent_for_command::<Counter>("facts").await.expect("load");
+    assert!(!fresh.is_cached(), "nothing appended here yet: loaded");
+    assert_eq!(from(&here, fresh).await.expect("first").version, 1);
+    let recent = here.load_recent_for_command::<Counter>("facts").await.expect("load");
+    assert!(recent.is_cached());
+    assert_eq!(recent.version(), 1, "the state this process's append left, without a load");
+
+    // Another process writes twice; the recent state (count 1) is stale.
+    for _ in 0..2 {
+        elsewhere
+            .execute::<Counter>("facts", Increment { up_to: 10 }, None, Default::default())
+            .await
+            .expect("elsewhere");
+    }
+    // Succeeds on the stale state, refused by the append, decided again.
+    let stale = here.load_recent_for_command::<Counter>("facts").await.expect("load");
+    assert!(stale.is_cached());
+    assert_eq!(from(&here, stale).await.expect("decided again").version, 4);
+
+    // Denied on the stale state (count 4) by a guard the fresh one (5)
+    // passes: decided again on a fresh load, not answered from the stale.
+    elsewhere
+        .execute::<Counter>("facts", Increment { up_to: 10 }, None, Default::default())
+        .await
+        .expect("elsewhere");
+    let stale = here.load_recent_for_command::<Counter>("facts").await.expect("load");
+    assert_eq!((stale.is_cached(), stale.version()), (true, 4));
+    let from_five = |c: &Counter| {
+        if c.count >= 5 {
+            Ok(())
+        } else {
+            Err(stagepact_store::Denial::Forbidden("not yet".into()))
+        }
+    };
+    let admitted = here
+        .execute_from::<Counter>(
+            "facts",
+            Some(stale),
+            Increment { up_to: 10 },
+            None,
+            Default::default(),
+            from_five,
+        )
+        .await
+        .expect("admitted on the fresh state");
+    assert_eq!(admitted.version, 6);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = 'facts'")
+        .fetch_one(log.pool())
+        .await
+        .expect("count");
+    assert_eq!(count, 6);
+}
+
 #[tokio::test]
 async fn concurrent_writers_on_one_aggregate_lose_nothing() {
     let (bus, log, _workers) = bus().await;

@@ -1,6 +1,7 @@
 //! The global event log against real PostgreSQL: readers never skip an event a
-//! slower transaction commits later, positions are dense and strictly increasing,
-//! old event versions are upcast on read.
+//! slower transaction commits later, positions are dense and strictly increasing
+//! whether the appender gives them or the sequencer stamps them, old event
+//! versions are upcast on read.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use proptest::prelude::*;
 use serde_json::json;
-use stagepact_store::log::{Stamp, stamp_batch};
+use stagepact_store::log::{Appended, NewEvent, NewEvents, Stamp, stamp_batch};
 use stagepact_store::testing::{fresh_pool, insert_stamped};
 use stagepact_store::{EventLog, FeedFilter};
 
@@ -211,15 +212,38 @@ async fn old_event_versions_are_upcast_on_read() {
     assert_eq!(seen, vec![("1", json!({"name": "x"})), ("1", json!({"name": "y"}))]);
 }
 
+/// `count` probe events after `after`, for the appender.
+fn probes(id: &str, after: i64, count: u8) -> NewEvents {
+    let events = (1..=i64::from(count))
+        .map(|k| NewEvent {
+            event_type: "Probed".to_owned(),
+            event_version: "1".to_owned(),
+            payload: json!({"Probed": {"n": after + k}}).to_string(),
+        })
+        .collect();
+    NewEvents {
+        aggregate_type: "probe",
+        aggregate_id: id.to_owned(),
+        after,
+        events,
+        metadata: "{}".to_owned(),
+    }
+}
+
 /// Writers commit in random order and sizes while one reader follows the log
 /// with its cursor; it must see every committed event exactly once, in dense,
-/// strictly increasing positions.
-async fn concurrent_writers_against_one_reader(writers: Vec<Vec<(u8, u8)>>) {
+/// strictly increasing positions. A writer marked `true` appends through the
+/// appender (its batches of `n` events, each after a pause of the given
+/// milliseconds); the others insert in transactions of their own, held open
+/// that long per event, which the sequencer stamps.
+async fn concurrent_writers_against_one_reader(writers: Vec<(bool, Vec<(u8, u8)>)>) {
     let pool = fresh_pool().await.expect("pool");
     let log = EventLog::open(pool.clone()).await.expect("log");
     let workers = log.spawn();
-    let expected: usize =
-        writers.iter().map(|txs| txs.iter().map(|(n, _)| usize::from(*n)).sum::<usize>()).sum();
+    let expected: usize = writers
+        .iter()
+        .map(|(_, txs)| txs.iter().map(|(n, _)| usize::from(*n)).sum::<usize>())
+        .sum();
 
     let reader = {
         let log = Arc::clone(&log);
@@ -244,13 +268,20 @@ async fn concurrent_writers_against_one_reader(writers: Vec<Vec<(u8, u8)>>) {
     };
 
     let mut tasks = Vec::new();
-    for (w, transactions) in writers.into_iter().enumerate() {
+    for (w, (appended, transactions)) in writers.into_iter().enumerate() {
         let pool = pool.clone();
         let log = Arc::clone(&log);
         tasks.push(tokio::spawn(async move {
             let id = format!("writer-{w}");
             let mut sequence = 0i64;
             for (count, hold_ms) in transactions {
+                if appended {
+                    tokio::time::sleep(Duration::from_millis(u64::from(hold_ms))).await;
+                    let outcome = log.append(probes(&id, sequence, count)).await.expect("append");
+                    assert!(matches!(outcome, Appended::At(_)), "{outcome:?}");
+                    sequence += i64::from(count);
+                    continue;
+                }
                 let mut tx = pool.begin().await.expect("begin");
                 for _ in 0..count {
                     sequence += 1;
@@ -283,9 +314,14 @@ async fn concurrent_writers_against_one_reader(writers: Vec<Vec<(u8, u8)>>) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
 
+    /// Writers append through the appender (positions given as they
+    /// insert) or insert their own rows (stamped by the sequencer), at once.
     #[test]
     fn no_reader_skips_an_event_among_concurrent_writers(
-        writers in prop::collection::vec(prop::collection::vec((1u8..4, 0u8..15), 1..6), 2..9)
+        writers in prop::collection::vec(
+            (any::<bool>(), prop::collection::vec((1u8..4, 0u8..15), 1..6)),
+            2..9,
+        )
     ) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
@@ -370,4 +406,144 @@ async fn the_log_is_analysed_from_a_small_sample() {
     .await
     .expect("pg_attribute");
     assert_eq!(sampled_widely, Vec::<String>::new(), "columns ANALYZE samples 30,000 rows for");
+}
+
+#[tokio::test]
+async fn appended_events_get_the_positions_after_the_head_at_once() {
+    let pool = fresh_pool().await.expect("pool");
+    insert_stamped(&pool, "company", 0, 3).await.expect("stamped");
+    let log = EventLog::open(pool.clone()).await.expect("log");
+    let mut head = log.subscribe();
+
+    // No sequencer runs: the appender gives the positions itself.
+    let first = log.append(probes("a", 0, 2)).await.expect("append");
+    let second = log.append(probes("b", 0, 1)).await.expect("append");
+    assert_eq!((first, second), (Appended::At(5), Appended::At(6)));
+    assert_eq!(*head.borrow_and_update(), 6, "this process's head moved with the append");
+    let logged: Vec<_> = all(&log).await.into_iter().skip(3).collect();
+    assert_eq!(
+        logged,
+        vec![(4, "a".to_owned(), 1), (5, "a".to_owned(), 2), (6, "b".to_owned(), 1)]
+    );
+    let unstamped: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE log_position IS NULL")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(unstamped, 0);
+}
+
+#[tokio::test]
+async fn commands_decided_on_the_same_version_are_told_which_lost() {
+    let pool = fresh_pool().await.expect("pool");
+    let log = EventLog::open(pool.clone()).await.expect("log");
+    log.append(probes("contested", 0, 1)).await.expect("append");
+
+    // Many at once, so that some share a batch and some do not.
+    let attempts: Vec<_> = (0..12)
+        .map(|_| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { log.append(probes("contested", 1, 2)).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for attempt in attempts {
+        outcomes.push(attempt.await.expect("task").expect("append"));
+    }
+    let won: Vec<_> = outcomes.iter().filter(|o| matches!(o, Appended::At(_))).collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| **o == Appended::Taken).count(), 11);
+    let sequences: Vec<i64> = all(&log).await.into_iter().map(|(_, _, s)| s).collect();
+    assert_eq!(sequences, vec![1, 2, 3], "the losers recorded nothing, and left no gap");
+}
+
+#[tokio::test]
+async fn a_value_the_database_refuses_fails_its_own_command_only() {
+    let pool = fresh_pool().await.expect("pool");
+    let log = EventLog::open(pool.clone()).await.expect("log");
+    let spawn_append = |events: NewEvents| {
+        let log = Arc::clone(&log);
+        tokio::spawn(async move { log.append(events).await })
+    };
+
+    // Hold the log's lock until both appending tasks wait for it with a
+    // command each; what comes meanwhile queues up for one batch.
+    let mut holder = pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock(6004495977787248945)")
+        .execute(&mut *holder)
+        .await
+        .expect("lock");
+    let mut appends = Vec::new();
+    for i in 0..2 {
+        appends.push(spawn_append(probes(&format!("first-{i}"), 0, 1)));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("locks");
+            if waiting > i {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the appender did not take it");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let mut bad = probes("bad", 0, 1);
+    // A NUL character: JSON allows it, PostgreSQL's jsonb does not.
+    bad.events[0].payload = r#"{"Probed": {"n": "\u0000"}}"#.to_owned();
+    let refused = spawn_append(bad);
+    for i in 0..6 {
+        appends.push(spawn_append(probes(&format!("good-{i}"), 0, 1)));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    holder.rollback().await.expect("release");
+
+    let refused = refused.await.expect("task");
+    assert!(matches!(refused, Err(stagepact_store::StoreError::InvalidValue(_))), "{refused:?}");
+    for append in appends {
+        let outcome = append.await.expect("task");
+        assert!(matches!(outcome, Ok(Appended::At(_))), "{outcome:?}");
+    }
+    let logged = all(&log).await;
+    assert_eq!(logged.len(), 8);
+    assert!(logged.iter().all(|(_, id, _)| id != "bad"));
+    let positions: Vec<i64> = logged.iter().map(|(p, _, _)| *p).collect();
+    assert_eq!(positions, (1..=8).collect::<Vec<_>>(), "dense, without the refused one");
+}
+
+#[tokio::test]
+async fn an_aggregate_takes_no_event_while_one_written_elsewhere_waits_for_its_position() {
+    let pool = fresh_pool().await.expect("pool");
+    let log = EventLog::open(pool.clone()).await.expect("log");
+    let workers = log.spawn();
+
+    // An open transaction holds the sequencer back, so an event committed
+    // after it (as by a process of an earlier version) stays unstamped.
+    let mut slow = pool.begin().await.expect("begin");
+    append(&mut *slow, "slow", 1).await;
+    append(&pool, "elsewhere", 1).await;
+
+    // The next event of that aggregate would overtake it in the log.
+    let refused = log.append(probes("elsewhere", 1, 1)).await.expect("append");
+    assert_eq!(refused, Appended::Taken);
+    // Other aggregates go on.
+    assert!(matches!(
+        log.append(probes("unrelated", 0, 1)).await.expect("append"),
+        Appended::At(1)
+    ));
+
+    slow.commit().await.expect("commit slow");
+    log.wake_sequencer();
+    assert!(log.await_head_after(2, Duration::from_secs(5)).await, "the log did not move on");
+    let next = log.append(probes("elsewhere", 1, 1)).await.expect("append");
+    assert_eq!(next, Appended::At(4));
+    let elsewhere: Vec<_> =
+        all(&log).await.into_iter().filter(|(_, id, _)| id == "elsewhere").collect();
+    assert_eq!(elsewhere, vec![(3, "elsewhere".to_owned(), 1), (4, "elsewhere".to_owned(), 2)]);
+    for worker in workers {
+        worker.abort();
+    }
 }

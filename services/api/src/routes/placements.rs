@@ -303,8 +303,15 @@ impl CommandContext {
 
     /// The placement as its events make it now, if the caller is a party to
     /// it: its record, and the loaded state to decide the command on.
+    /// The parties and terms read here never change once proposed, so the
+    /// state may be this process's last append (a placement's next command
+    /// usually follows its last one); a refusal is given on a fresh load.
     async fn placement(&self, id: Uuid) -> Result<(PlacementRecord, Loaded<Placement>), ApiError> {
-        let loaded = self.state.bus.load_for_command::<Placement>(&id.to_string()).await?;
+        let bus = &self.state.bus;
+        let mut loaded = bus.load_recent_for_command::<Placement>(&id.to_string()).await?;
+        if loaded.is_cached() && party_check(&self.principal, loaded.aggregate(), id).is_err() {
+            loaded = bus.load_for_command::<Placement>(&id.to_string()).await?;
+        }
         party_check(&self.principal, loaded.aggregate(), id)?;
         let record = loaded
             .aggregate()
@@ -426,7 +433,12 @@ pub async fn propose_match(
     let (student, _) = command.student_facts(&school, &student_id).await?;
     command.check_replaces(body.replaces, &student).await?;
     let offer_id = body.offer_id.to_string();
-    let loaded_offer = command.state.bus.load_for_command::<Offer>(&offer_id).await?;
+    // The offer's company, qualification, levels and period never change, and
+    // the slot is reserved on this state (or on a fresh load if it is stale).
+    let mut loaded_offer = command.state.bus.load_recent_for_command::<Offer>(&offer_id).await?;
+    if loaded_offer.is_cached() && loaded_offer.aggregate().record().is_none() {
+        loaded_offer = command.state.bus.load_for_command::<Offer>(&offer_id).await?;
+    }
     let offer = loaded_offer.aggregate().record().ok_or_else(|| {
         ApiError::Validation(vec![FieldError::new("offer_id", "no such offer")], None)
     })?;
