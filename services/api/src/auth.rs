@@ -147,6 +147,10 @@ impl Principal {
     }
 }
 
+/// How many verified tokens an authenticator remembers (see `verified`): a
+/// few thousand clients at a time, each renewing its token now and then.
+const REMEMBERED_TOKENS: usize = 10_000;
+
 /// Verifies tokens against the configured key, issuer and audience.
 pub struct Authenticator {
     key: DecodingKey,
@@ -154,6 +158,22 @@ pub struct Authenticator {
     signer: Option<EncodingKey>,
     issuer: String,
     audience: String,
+    /// Tokens that passed verification, with what they stand for, until
+    /// they expire. A client sends the same token with every request until it
+    /// renews it: checking its signature and decoding its claims each time
+    /// cost about a twentieth of a command's CPU with HS256 (BENCHMARKS.md,
+    /// "Placement lifecycle", runs I), and RS256 or ES256 cost many times
+    /// that. Keyed by the whole token, so only the very token verified
+    /// matches; its expiry and not-before are checked again on every use.
+    verified: quick_cache::sync::Cache<String, Verified>,
+}
+
+/// A token that passed verification.
+#[derive(Debug, Clone)]
+struct Verified {
+    principal: Principal,
+    exp: u64,
+    nbf: Option<u64>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -193,39 +213,45 @@ impl Authenticator {
             signer,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
+            verified: quick_cache::sync::Cache::new(REMEMBERED_TOKENS),
         })
     }
 
     /// The caller a token stands for.
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        self.verify_at(token, jsonwebtoken::get_current_timestamp())
+    }
+
+    /// `verify` at `now` (seconds since the epoch) for a token verified
+    /// before; a token seen for the first time is verified on the clock.
+    fn verify_at(&self, token: &str, now: u64) -> Result<Principal, ApiError> {
+        if let Some(verified) = self.verified.get(token) {
+            // The checks jsonwebtoken makes of a token's times, as it makes them.
+            let leeway = self.validation.leeway;
+            let refused = if verified.exp.saturating_add(leeway) < now {
+                Some(jsonwebtoken::errors::ErrorKind::ExpiredSignature)
+            } else if verified.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+                Some(jsonwebtoken::errors::ErrorKind::ImmatureSignature)
+            } else {
+                None
+            };
+            return match refused {
+                None => Ok(verified.principal),
+                Some(kind) => {
+                    if kind == jsonwebtoken::errors::ErrorKind::ExpiredSignature {
+                        self.verified.remove(token);
+                    }
+                    let error = jsonwebtoken::errors::Error::from(kind);
+                    Err(ApiError::Unauthorized(format!("invalid token: {error}")))
+                }
+            };
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|error| ApiError::Unauthorized(format!("invalid token: {error}")))?;
-        let claims = data.claims;
-        let needs = |present: &Option<String>, claim: &str| match present.as_deref() {
-            Some(value) if !value.trim().is_empty() => Ok(()),
-            _ => Err(ApiError::Unauthorized(format!(
-                "invalid token: the {} role needs the `{claim}` claim",
-                claims.role
-            ))),
-        };
-        match claims.role {
-            Role::School | Role::Company => needs(&claims.org, "org")?,
-            // A student number is unique only within its school (`org`).
-            Role::Student => {
-                needs(&claims.student, "student")?;
-                needs(&claims.org, "org")?;
-            }
-            Role::Sbb | Role::Monitor => {}
-        }
-        if claims.sub.trim().is_empty() {
-            return Err(ApiError::Unauthorized("invalid token: empty `sub`".into()));
-        }
-        Ok(Principal {
-            subject: claims.sub,
-            role: claims.role,
-            org: claims.org,
-            student: claims.student,
-        })
+        let (exp, nbf) = (data.claims.exp, data.claims.nbf);
+        let verified = Verified { principal: principal_of(data.claims)?, exp, nbf };
+        self.verified.insert(token.to_owned(), verified.clone());
+        Ok(verified.principal)
     }
 
     /// Mints a token with the configured HS256 secret (for trying the API).
@@ -252,6 +278,35 @@ impl Authenticator {
         };
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, signer)?)
     }
+}
+
+/// The caller verified claims stand for, if they name what their role needs.
+fn principal_of(claims: Claims) -> Result<Principal, ApiError> {
+    let needs = |present: &Option<String>, claim: &str| match present.as_deref() {
+        Some(value) if !value.trim().is_empty() => Ok(()),
+        _ => Err(ApiError::Unauthorized(format!(
+            "invalid token: the {} role needs the `{claim}` claim",
+            claims.role
+        ))),
+    };
+    match claims.role {
+        Role::School | Role::Company => needs(&claims.org, "org")?,
+        // A student number is unique only within its school (`org`).
+        Role::Student => {
+            needs(&claims.student, "student")?;
+            needs(&claims.org, "org")?;
+        }
+        Role::Sbb | Role::Monitor => {}
+    }
+    if claims.sub.trim().is_empty() {
+        return Err(ApiError::Unauthorized("invalid token: empty `sub`".into()));
+    }
+    Ok(Principal {
+        subject: claims.sub,
+        role: claims.role,
+        org: claims.org,
+        student: claims.student,
+    })
 }
 
 /// Why a token could not be minted.
@@ -299,5 +354,85 @@ impl FromRequestParts<AppState> for Principal {
         let principal = state.auth.verify(bearer(parts)?)?;
         parts.extensions.insert(principal.clone());
         Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"a test secret of a sensible length";
+
+    fn authenticator() -> Authenticator {
+        Authenticator::new(&JwtConfig {
+            key: JwtKey::Hs256(SECRET.to_vec()),
+            issuer: "stagepact-dev".into(),
+            audience: "stagepact".into(),
+        })
+        .expect("authenticator")
+    }
+
+    fn token(exp: u64, nbf: Option<u64>) -> String {
+        let claims = Claims {
+            iss: "stagepact-dev".into(),
+            aud: Audience::One("stagepact".into()),
+            sub: "app-user".into(),
+            exp,
+            iat: None,
+            nbf,
+            role: Role::Student,
+            org: Some("25XX".into()),
+            student: Some("s-1".into()),
+        };
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .expect("token")
+    }
+
+    fn refusal(result: Result<Principal, ApiError>) -> String {
+        match result {
+            Err(ApiError::Unauthorized(detail)) => detail,
+            other => panic!("expected a 401, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let auth = authenticator();
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = token(now + 60, None);
+        let principal = auth.verify(&token).expect("valid now");
+        assert_eq!(auth.verify_at(&token, now + 60 + 30).expect("within the leeway"), principal);
+        let expired = refusal(auth.verify_at(&token, now + 60 + 31));
+        assert!(expired.contains("ExpiredSignature"), "{expired}");
+    }
+
+    #[test]
+    fn a_remembered_token_is_not_used_before_its_time() {
+        let auth = authenticator();
+        let now = jsonwebtoken::get_current_timestamp();
+        // Within the leeway now, so it verifies and is remembered ...
+        let token = token(now + 600, Some(now + 20));
+        auth.verify(&token).expect("valid within the leeway");
+        // ... but a clock that reads earlier still refuses it.
+        let early = refusal(auth.verify_at(&token, now - 20));
+        assert!(early.contains("ImmatureSignature"), "{early}");
+        assert!(auth.verify_at(&token, now).is_ok());
+    }
+
+    #[test]
+    fn only_the_very_token_verified_is_remembered() {
+        let auth = authenticator();
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = token(now + 600, None);
+        auth.verify(&token).expect("valid");
+        // The same header and claims under another signature.
+        let (signed, _) = token.rsplit_once('.').expect("three parts");
+        let forged = format!("{signed}.{}", "A".repeat(43));
+        let refused = refusal(auth.verify(&forged));
+        assert!(refused.contains("InvalidSignature"), "{refused}");
     }
 }

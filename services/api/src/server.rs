@@ -30,9 +30,23 @@ use crate::auth::{Authenticator, KeyError};
 use crate::config::ApiConfig;
 use crate::problem::ApiError;
 
-/// What every handler can reach.
+/// What every handler can reach: a handle, cloned for every request (by
+/// each layer and extractor that takes the state), so one reference count
+/// rather than one per part.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
     /// The database.
     pub pool: PgPool,
     /// The global event log.
@@ -55,7 +69,7 @@ pub struct AppState {
     pub supply: Arc<crate::routes::indicators::SupplyCache>,
 }
 
-impl AppState {
+impl Shared {
     /// Waits until projection `name` reflects the log up to `min_position`.
     pub async fn await_projection(
         &self,
@@ -150,7 +164,7 @@ impl App {
         workers.push(tokio::spawn(purge_idempotency_keys(log.background().clone())));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let wages = Arc::new(config.wages.clone());
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             vault,
             supply: Arc::default(),
             wages,
@@ -161,7 +175,7 @@ impl App {
             auth,
             config: Arc::new(config),
             shutdown: shutdown_rx,
-        };
+        }));
         let release = state.config.signal_release_interval;
         workers.push(tokio::spawn(crate::delivery::run(state.clone(), release)));
         workers.push(tokio::spawn(crate::routes::indicators::watch_shortages(state.clone())));

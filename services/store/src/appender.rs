@@ -1,5 +1,5 @@
 //! The log's writer: appends the events of every command that is waiting, in
-//! one transaction, and gives them their log positions as it inserts them
+//! one statement, and gives them their log positions as it inserts them
 //! (group commit).
 //!
 //! Before, each command inserted its events in a transaction of its own, and
@@ -8,16 +8,17 @@
 //! dead one for vacuum to clean, and each command waited for a stamping round
 //! after its commit (BENCHMARKS.md, "Placement lifecycle", runs I).
 //!
-//! Positions stay dense and in commit order because every batch takes the
-//! sequencer's advisory lock (`log::SEQUENCER_LOCK`, the lock the sequencer
-//! takes to stamp rows written elsewhere), reads the head in a statement after
-//! the lock is granted, numbers its events on from it, and commits durably
-//! while it holds the lock. PostgreSQL makes a commit visible before it
-//! releases the transaction's locks, so the next holder's head includes the
-//! batch before it, and a reader that sees a batch sees every batch before it:
-//! "after N" stays a complete cursor. Because the commit waits for its WAL
-//! flush before it becomes visible, no reader sees a position a crash could
-//! take back.
+//! Positions stay dense and in commit order because every batch moves the
+//! log's head row (`log_head`, migration 0015) in the statement that inserts
+//! its events, and numbers them on from it. The update waits for the row's
+//! lock and then reads the row as the last holder committed it; the lock is
+//! held until this batch has committed durably, and PostgreSQL makes a commit
+//! visible before it releases the transaction's locks. So the next batch
+//! numbers on from this one, and a reader that sees a batch sees every batch
+//! before it: "after N" stays a complete cursor. Because the commit waits for
+//! its WAL flush before it becomes visible, no reader sees a position a crash
+//! could take back. The sequencer moves the same row when it stamps rows
+//! written elsewhere.
 //!
 //! Within an aggregate the log keeps sequence order: a command appends event
 //! k+1 only after deciding on a state that includes event k, so k was
@@ -27,25 +28,25 @@
 //! still unstamped takes no new events: the command is answered as a lost race
 //! and decides again once the row has its place.
 //!
-//! A batch is refused whole when one of its commands lost the race for a
-//! sequence number (the events' primary key): it is rolled back, the losers are
-//! told, and the others are appended again at once. A batch the database
-//! refuses for another reason is split into its commands, so that one
-//! command's bad value fails that command alone.
+//! The statement undoes itself when fewer events went in than it was given
+//! (a command lost the race for a sequence number: the events' primary key),
+//! and the batch's commands are then appended one by one, which tells the
+//! losers apart; so does a batch the database refuses for another reason, so
+//! that one command's bad value fails that command alone.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{Connection, PgConnection};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::StoreError;
 use crate::log::{HEAD_CHANNEL, HeadWatch, TYPES_CHANNEL};
 
 /// Appending tasks, each with its connection. Two, so that the next batch
-/// waits for the lock while the one before it flushes: it goes ahead the
-/// moment the lock is free, one round trip sooner.
+/// waits for the head row while the one before it flushes: it goes ahead the
+/// moment the row is free, a round trip sooner.
 pub(crate) const APPENDERS: usize = 2;
 /// Most commands in one batch.
 const MAX_COMMANDS: usize = 500;
@@ -108,6 +109,12 @@ impl Appender {
     /// Starts the appending tasks on connections made with `options`. They
     /// end when the appender is dropped.
     pub(crate) fn start(options: PgConnectOptions, heads: Arc<HeadWatch>) -> Self {
+        // One plan for the one statement these sessions run. PostgreSQL would
+        // plan it anew on every call: a custom plan knows the arrays' lengths
+        // and so looks cheaper than the generic one, whose plan is the same.
+        // Planning cost about a quarter of a millisecond, a third of the
+        // statement's own time (BENCHMARKS.md, "Placement lifecycle", runs I).
+        let options = options.options([("plan_cache_mode", "force_generic_plan")]);
         let (queue, received) = mpsc::channel(QUEUE);
         let received = Arc::new(Mutex::new(received));
         for _ in 0..APPENDERS {
@@ -147,136 +154,119 @@ impl Task {
 
     /// Appends `batch`, answering every command in it.
     async fn write(&mut self, batch: Vec<Pending>) {
-        let mut batch = refuse_overlaps(batch);
-        while !batch.is_empty() {
-            match self.attempt(batch).await {
-                // Committed (nothing left), or the losers were answered and
-                // the others go again.
-                Ok(rest) => batch = rest,
-                Err((error, failed)) => {
-                    if failed.len() > 1 && !matches!(error, StoreError::Unavailable(_)) {
-                        // Find the command the database refused: one at a time.
-                        for pending in failed {
-                            let mut alone = vec![pending];
-                            while !alone.is_empty() {
-                                alone = match self.attempt(alone).await {
-                                    Ok(rest) => rest,
-                                    Err((error, failed)) => {
-                                        answer_all(failed, error);
-                                        Vec::new()
-                                    }
-                                };
-                            }
-                        }
-                    } else {
-                        answer_all(failed, error);
+        let batch = refuse_overlaps(batch);
+        if batch.is_empty() {
+            return;
+        }
+        match self.append(&batch).await {
+            Ok(head) => answer_appended(batch, head, &self.heads),
+            Err(Failure::Store(error)) if matches!(error, StoreError::Unavailable(_)) => {
+                answer_all(batch, error);
+            }
+            // One command lost its race, or the database refused one: find
+            // which, one command at a time.
+            Err(_) if batch.len() > 1 => {
+                for pending in batch {
+                    let alone = vec![pending];
+                    match self.append(&alone).await {
+                        Ok(head) => answer_appended(alone, head, &self.heads),
+                        Err(Failure::Taken) => answer_taken(alone),
+                        Err(Failure::Store(error)) => answer_all(alone, error),
                     }
-                    batch = Vec::new();
                 }
             }
+            Err(Failure::Taken) => answer_taken(batch),
+            Err(Failure::Store(error)) => answer_all(batch, error),
         }
     }
 
-    /// One transaction over `batch`. When every event went in it commits,
-    /// answers everyone and returns nothing; otherwise it rolls back,
-    /// answers the commands that lost their race and returns the others for
-    /// another attempt. On an error it returns the batch unanswered, and drops
-    /// the connection (the server rolls back what it had begun).
-    async fn attempt(
-        &mut self,
-        batch: Vec<Pending>,
-    ) -> Result<Vec<Pending>, (StoreError, Vec<Pending>)> {
-        match self.try_attempt(&batch).await {
-            Ok(Outcome::Committed { head, last }) => {
-                let mut types = Vec::new();
-                for (pending, position) in batch.into_iter().zip(last) {
-                    if !types.contains(&pending.events.aggregate_type) {
-                        types.push(pending.events.aggregate_type);
-                    }
-                    let _ = pending.reply.send(Ok(Appended::At(position)));
-                }
-                self.heads.advance(head, Some(types));
-                Ok(Vec::new())
+    /// Appends every event of `batch` in one statement, or none; the head it
+    /// numbered on from. A position another giver took meanwhile (a process
+    /// of an earlier version stamping by `max(log_position)`) is taken again
+    /// from the new head.
+    async fn append(&mut self, batch: &[Pending]) -> Result<i64, Failure> {
+        let columns = Columns::of(batch);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let error = match self.statement(&columns).await {
+                Ok(head) => return Ok(head),
+                Err(error) => error,
+            };
+            let code = match &error {
+                sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+                _ => None,
+            };
+            match code.as_deref() {
+                Some(INCOMPLETE) => return Err(Failure::Taken),
+                Some(UNIQUE_VIOLATION) if attempts < 3 => continue,
+                _ => {}
             }
-            Ok(Outcome::RolledBack { won }) => {
-                let mut rest = Vec::with_capacity(batch.len());
-                for (pending, won) in batch.into_iter().zip(won) {
-                    if won {
-                        rest.push(pending);
-                    } else {
-                        let _ = pending.reply.send(Ok(Appended::Taken));
-                    }
-                }
-                Ok(rest)
-            }
-            // The connection is gone with the error (see `try_attempt`).
-            Err(error) => Err((StoreError::from(error), batch)),
+            // The connection may be in any state after another error.
+            self.connection = None;
+            return Err(Failure::Store(StoreError::from(error)));
         }
     }
 
-    async fn try_attempt(&mut self, batch: &[Pending]) -> Result<Outcome, sqlx::Error> {
+    async fn statement(&mut self, columns: &Columns<'_>) -> Result<i64, sqlx::Error> {
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
             None => PgConnection::connect_with(&self.options).await?,
         };
-        let outcome = transact(&mut connection, batch).await?;
-        self.connection = Some(connection);
-        Ok(outcome)
+        let head = sqlx::query_scalar(APPEND)
+            .bind(&columns.aggregate_types)
+            .bind(&columns.aggregate_ids)
+            .bind(&columns.sequences)
+            .bind(&columns.event_types)
+            .bind(&columns.event_versions)
+            .bind(&columns.payloads)
+            .bind(&columns.metadata)
+            .bind(HEAD_CHANNEL)
+            .bind(TYPES_CHANNEL)
+            .bind(i64::try_from(columns.sequences.len()).unwrap_or(i64::MAX))
+            .fetch_one(&mut connection)
+            .await;
+        // A statement the server refused leaves the session as it was.
+        if matches!(&head, Ok(_) | Err(sqlx::Error::Database(_))) {
+            self.connection = Some(connection);
+        }
+        head
     }
 }
 
-/// The transaction of one attempt (see `Task::attempt`).
-async fn transact(
-    connection: &mut PgConnection,
-    batch: &[Pending],
-) -> Result<Outcome, sqlx::Error> {
-    let columns = Columns::of(batch);
-    // Lock first, in a statement of its own: the insert's snapshot, taken
-    // after the lock is granted, sees the last holder's commit, so the
-    // head it reads is the true one.
-    (&mut *connection).execute(sqlx::raw_sql(LOCK)).await?;
-    let rows: Vec<(i64, i64)> = sqlx::query_as(APPEND)
-        .bind(&columns.aggregate_types)
-        .bind(&columns.aggregate_ids)
-        .bind(&columns.sequences)
-        .bind(&columns.event_types)
-        .bind(&columns.event_versions)
-        .bind(&columns.payloads)
-        .bind(&columns.metadata)
-        .bind(HEAD_CHANNEL)
-        .bind(TYPES_CHANNEL)
-        .fetch_all(&mut *connection)
-        .await?;
-    let head = rows.first().map_or(0, |(head, _)| *head);
-    // Each position is the head plus the event's ordinal in the batch.
-    let mut written = vec![false; columns.sequences.len()];
-    for (_, position) in &rows {
-        let ordinal = usize::try_from(position - head - 1).ok();
-        if let Some(slot) = ordinal.and_then(|i| written.get_mut(i)) {
-            *slot = true;
+/// Why a batch was not appended.
+enum Failure {
+    /// A sequence number of it was taken (or an aggregate of it has an
+    /// unstamped event): nothing was recorded.
+    Taken,
+    /// The store failed.
+    Store(StoreError),
+}
+
+/// The SQLSTATE with which the statement undoes itself (migration 0015).
+const INCOMPLETE: &str = "SPL01";
+/// A unique violation: here, a position another giver took meanwhile.
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// Tells every command of an appended batch its last position, and this
+/// process's heads the new one.
+fn answer_appended(batch: Vec<Pending>, head: i64, heads: &HeadWatch) {
+    let mut last = head;
+    let mut types = Vec::new();
+    for pending in batch {
+        last += i64::try_from(pending.events.events.len()).unwrap_or(i64::MAX);
+        if !types.contains(&pending.events.aggregate_type) {
+            types.push(pending.events.aggregate_type);
         }
+        let _ = pending.reply.send(Ok(Appended::At(last)));
     }
-    let mut ends = batch.iter().scan(0, |end, pending| {
-        *end += pending.events.events.len();
-        Some(*end)
-    });
-    if written.iter().all(|w| *w) {
-        (&mut *connection).execute(sqlx::raw_sql("COMMIT")).await?;
-        let last = ends.map(|end| head + i64::try_from(end).unwrap_or(i64::MAX)).collect();
-        let head = head + i64::try_from(written.len()).unwrap_or(i64::MAX);
-        return Ok(Outcome::Committed { head, last });
+    heads.advance(last, Some(types));
+}
+
+fn answer_taken(batch: Vec<Pending>) {
+    for pending in batch {
+        let _ = pending.reply.send(Ok(Appended::Taken));
     }
-    (&mut *connection).execute(sqlx::raw_sql("ROLLBACK")).await?;
-    let mut start = 0;
-    let won = ends
-        .by_ref()
-        .map(|end| {
-            let won = written[start..end].iter().all(|w| *w);
-            start = end;
-            won
-        })
-        .collect();
-    Ok(Outcome::RolledBack { won })
 }
 
 /// The commands waiting now (at least one: it waits for the first), up to
@@ -292,15 +282,6 @@ async fn next_batch(received: &Mutex<mpsc::Receiver<Pending>>) -> Option<Vec<Pen
         batch.push(next);
     }
     Some(batch)
-}
-
-/// What one transaction over a batch did.
-enum Outcome {
-    /// Every event went in: the new head, and each command's last position.
-    Committed { head: i64, last: Vec<i64> },
-    /// Some sequence number was taken: rolled back; which commands had every
-    /// event go in.
-    RolledBack { won: Vec<bool> },
 }
 
 /// A command whose sequence numbers an earlier command of the same batch
@@ -345,16 +326,21 @@ fn answer_all(batch: Vec<Pending>, error: StoreError) {
     }
 }
 
-/// Opens the batch's transaction and takes the sequencer's lock in it, in one
-/// message: raw SQL takes no parameters, so the key is written out
-/// (`SEQUENCER_LOCK`, checked by a test).
-const LOCK: &str = "BEGIN; SELECT pg_advisory_xact_lock(6004495977787248945)";
-
-/// Inserts a batch's events with positions after the head, leaves out every
-/// event whose sequence number is taken or whose aggregate still has events
-/// without a position, announces the new head with the types it holds, and
-/// returns the head it started from with each position it gave.
-const APPEND: &str = "WITH head AS (SELECT coalesce(max(log_position), 0) AS at FROM events),
+/// Moves the head past a batch's events and inserts them with the positions
+/// after it; leaves out every event whose sequence number is taken or whose
+/// aggregate still has events without a position, and then undoes itself
+/// (`log_append_complete`); announces the new head with the types it holds;
+/// returns the head it numbered on from.
+///
+/// The head is the row's, or the highest position in the log where that is
+/// higher: rows stamped meanwhile by a giver that does not know the row (a
+/// process of an earlier version), or written with their positions by a tool.
+const APPEND: &str = "WITH head AS (
+         UPDATE log_head
+            SET position = greatest(position,
+                                    (SELECT coalesce(max(log_position), 0) FROM events)) + $10
+         RETURNING position - $10 AS at
+     ),
      appended AS (
          INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
                              event_version, payload, metadata, log_position)
@@ -372,14 +358,16 @@ const APPEND: &str = "WITH head AS (SELECT coalesce(max(log_position), 0) AS at 
          ON CONFLICT (aggregate_type, aggregate_id, sequence) DO NOTHING
          RETURNING log_position, aggregate_type
      ),
+     complete AS (
+         SELECT log_append_complete(count(*), $10) FROM appended
+     ),
      announced AS (
          SELECT pg_notify($8, max(log_position)::text),
                 pg_notify($9, max(log_position)::text || ' '
                               || string_agg(DISTINCT aggregate_type, ' '))
-           FROM appended HAVING count(*) > 0
+           FROM appended, complete HAVING count(*) > 0
      )
-SELECT head.at, appended.log_position
-  FROM head, appended LEFT JOIN announced ON true";
+SELECT head.at FROM head, complete LEFT JOIN announced ON true";
 
 /// A batch's events as the statement's columns, in batch order.
 struct Columns<'a> {
@@ -417,16 +405,5 @@ impl<'a> Columns<'a> {
             }
         }
         columns
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::log::SEQUENCER_LOCK;
-
-    #[test]
-    fn the_batch_takes_the_sequencers_lock() {
-        assert!(LOCK.ends_with(&format!("pg_advisory_xact_lock({SEQUENCER_LOCK})")), "{LOCK}");
     }
 }

@@ -17,7 +17,7 @@ use stagepact_domain::signal::{Signal, SignalEvent, SignalReceived};
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::fold::{Touched, decode, fold, uuid_id};
+use crate::fold::{Touched, fold, uuid_id};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -178,7 +178,12 @@ async fn fold_kind<K: CaseKind>(
             .bind(&ids)
             .fetch_all(&mut *tx)
             .await?;
-    let mut records: HashMap<Uuid, K::Record> = decode(stored)?;
+    // (A case kind's record is generic here, which `Json<R>` rows cannot
+    // take: decoded through a `Value`, as cases are few.)
+    let mut records: HashMap<Uuid, K::Record> = stored
+        .into_iter()
+        .map(|(id, record)| Ok((id, serde_json::from_value(record)?)))
+        .collect::<Result<_, StoreError>>()?;
     let touched = fold(&events, &ids, &mut records, K::start, K::apply)?;
     for (id, last) in touched {
         let Some(record) = records.get(&id) else { continue };

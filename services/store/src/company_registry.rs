@@ -35,14 +35,14 @@ impl crate::Projection for CompanyRegistry {
             return Ok(());
         }
         let ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
-        let stored: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        let stored: Vec<(String, sqlx::types::Json<CompanyRecord>)> = sqlx::query_as(
             "SELECT company_id, record FROM company_registry WHERE company_id = ANY($1)",
         )
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
         let keys: Vec<String> = ids.into_iter().map(str::to_owned).collect();
-        let mut records: HashMap<String, CompanyRecord> = decode(stored)?;
+        let mut records: HashMap<String, CompanyRecord> = decode(stored);
         // Each company's qualifications before the batch: only a change to them
         // rewrites its rows in `company_recognitions`.
         let held_before: HashMap<String, Vec<Held>> =

@@ -45,11 +45,16 @@ pub(crate) fn uuid_id(event: &LoggedEvent) -> Result<uuid::Uuid, StoreError> {
     })
 }
 
-/// The stored records, decoded, by key.
-pub(crate) fn decode<K: Eq + Hash, R: DeserializeOwned>(
-    stored: Vec<(K, serde_json::Value)>,
-) -> Result<HashMap<K, R>, StoreError> {
-    stored.into_iter().map(|(key, record)| Ok((key, serde_json::from_value(record)?))).collect()
+/// The stored records, by key. Fetch them as `Json<R>`: decoded straight
+/// from the row's bytes, not through a `serde_json::Value` tree.
+pub(crate) fn decode<K: Eq + Hash, R>(stored: Vec<(K, sqlx::types::Json<R>)>) -> HashMap<K, R> {
+    stored.into_iter().map(|(key, sqlx::types::Json(record))| (key, record)).collect()
+}
+
+/// An event's payload as the domain's event type, read in place (no copy of
+/// the payload's tree per projection).
+pub(crate) fn event<E: DeserializeOwned>(event: &LoggedEvent) -> Result<E, StoreError> {
+    Ok(E::deserialize(&event.payload)?)
 }
 
 /// Folds `events` (the record of `events[i]` is `keys[i]`) into `records`:
@@ -70,7 +75,7 @@ where
 {
     let mut touched = HashMap::new();
     for (event, key) in events.iter().zip(keys) {
-        let decoded: E = serde_json::from_value(event.payload.clone())?;
+        let decoded: E = self::event(event)?;
         match records.get_mut(key) {
             Some(record) => apply(record, &decoded),
             None => match start(&decoded) {

@@ -5,20 +5,22 @@
 //! commit and transactions commit out of number order, so a reader that saw 7
 //! and saved "after 7" would skip a 6 committed a moment later, for good.
 //!
-//! Instead positions are given under one lock (a transaction-level advisory
-//! lock, [`SEQUENCER_LOCK`]), held until the transaction that gives them has
-//! committed durably, and each holder numbers on from the highest position it
-//! sees. PostgreSQL makes a commit visible before it releases the
-//! transaction's locks, so the next holder sees every position given before,
-//! and a reader that sees a position sees every one below it: "after N" is a
-//! complete cursor. Two kinds of holder give positions:
+//! Instead positions are given under one lock, the lock of the log's head row
+//! (`log_head`, migration 0015), held until the transaction that gives them
+//! has committed durably: each giver moves the row past the positions it
+//! gives. An update waits for the row's lock and then reads the row as the
+//! last holder committed it, and PostgreSQL makes a commit visible before it
+//! releases the transaction's locks; so the next giver numbers on from every
+//! position given before, and a reader that sees a position sees every one
+//! below it: "after N" is a complete cursor. Two kinds of giver:
 //!
 //! - the *appender* (`appender`), through which every command of this service
 //!   appends: it inserts the events of all commands waiting at that moment in
-//!   one transaction, with their positions;
+//!   one statement, with their positions;
 //! - the *sequencer*, for rows inserted by anyone else (a process of an
 //!   earlier version during a rolling upgrade, a tool, a benchmark's
-//!   baseline): it stamps their positions after they commit.
+//!   baseline): it stamps their positions after they commit. One sequencer is
+//!   active at a time (a transaction-level advisory lock, `SEQUENCER_LOCK`).
 //!
 //! For the sequencer every event row carries the id of the transaction that
 //! wrote it (`pg_current_xact_id()`, filled in by PostgreSQL). It takes only
@@ -79,7 +81,7 @@ pub(crate) const TYPES_CHANNEL: &str = "stagepact_log_types";
 /// Most events stamped in one sequencer transaction.
 const STAMP_BATCH: i64 = 5_000;
 /// Key of the advisory lock that keeps one sequencer active across processes.
-pub(crate) const SEQUENCER_LOCK: i64 = 0x5354_4147_5345_5131; // "STAGSEQ1"
+const SEQUENCER_LOCK: i64 = 0x5354_4147_5345_5131; // "STAGSEQ1"
 /// How often an idle sequencer looks for rows written outside the appender.
 const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How long the frontier may be held back before the sequencer says who holds it.
@@ -423,9 +425,9 @@ impl EventLog {
                     failures = 0;
                     let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
                 }
-                // An appender's batch (this process's or another's), or
-                // another process's sequencer: rows written elsewhere are
-                // rare, and looked for again after the idle poll.
+                // Another process's sequencer is active: rows written
+                // elsewhere are rare, and looked for again after the idle
+                // poll, should it go away.
                 Ok((Stamp::OtherSequencer, _)) => {
                     let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
                 }
@@ -549,6 +551,12 @@ impl EventLog {
         rows.iter().map(|row| self.decode(row)).collect()
     }
 
+    /// Whether an event of this type and version is lifted on read (else it
+    /// is at its current version and reads as stored).
+    pub(crate) fn upcasts(&self, event_type: &str, event_version: &str) -> bool {
+        self.upcasters.iter().any(|upcaster| upcaster.can_upcast(event_type, event_version))
+    }
+
     /// Lifts a stored event to its current version.
     pub(crate) fn upcast(&self, serialized: SerializedEvent) -> SerializedEvent {
         self.upcasters.iter().fold(serialized, |event, upcaster| {
@@ -635,8 +643,7 @@ pub enum Stamp {
     HeldBack,
     /// Nothing to stamp.
     Idle,
-    /// Someone else holds the lock: an appender's batch, or another
-    /// process's sequencer.
+    /// Another process's sequencer holds the lock.
     OtherSequencer,
 }
 
@@ -661,7 +668,7 @@ async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<String>), StoreError> {
         return Ok((Stamp::OtherSequencer, Vec::new()));
     }
     // A statement of its own after the lock: its snapshot sees the previous
-    // sequencer's commit, so `base` is the true head.
+    // sequencer's commit.
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "WITH ready AS (
              SELECT aggregate_type, aggregate_id, sequence,
@@ -687,7 +694,15 @@ async fn stamp(pool: &PgPool) -> Result<(Stamp, Vec<String>), StoreError> {
               ORDER BY transaction_id, aggregate_type, aggregate_id, sequence
               LIMIT $1
          ), base AS (
-             SELECT coalesce(max(log_position), 0) AS head FROM events
+             -- The head row (migration 0015), moved past the rows stamped
+             -- here: an appender's batch waits for it and numbers on from
+             -- there. Its lock is held until this stamping has committed.
+             UPDATE log_head
+                SET position = greatest(position,
+                                        (SELECT coalesce(max(log_position), 0) FROM events))
+                               + (SELECT count(*) FROM ready)
+              WHERE EXISTS (SELECT 1 FROM ready)
+             RETURNING position - (SELECT count(*) FROM ready) AS head
          ), stamped AS (
              UPDATE events e
                 SET log_position = base.head + ready.n

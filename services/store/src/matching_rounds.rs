@@ -44,12 +44,12 @@ impl crate::Projection for MatchingRounds {
             return Ok(());
         }
         let ids = events.iter().map(uuid_id).collect::<Result<Vec<_>, _>>()?;
-        let stored: Vec<(Uuid, serde_json::Value)> =
+        let stored: Vec<(Uuid, sqlx::types::Json<MatchingRoundRecord>)> =
             sqlx::query_as("SELECT round_id, record FROM matching_rounds WHERE round_id = ANY($1)")
                 .bind(&ids)
                 .fetch_all(&mut *tx)
                 .await?;
-        let mut records: HashMap<Uuid, MatchingRoundRecord> = decode(stored)?;
+        let mut records: HashMap<Uuid, MatchingRoundRecord> = decode(stored);
         // The same fold as `MatchingRound::apply`.
         let touched = fold(
             events,

@@ -36,12 +36,12 @@ impl crate::Projection for OfferBoard {
             return Ok(());
         }
         let ids = events.iter().map(uuid_id).collect::<Result<Vec<_>, _>>()?;
-        let stored: Vec<(Uuid, serde_json::Value)> =
+        let stored: Vec<(Uuid, sqlx::types::Json<OfferRecord>)> =
             sqlx::query_as("SELECT offer_id, record FROM offers WHERE offer_id = ANY($1)")
                 .bind(&ids)
                 .fetch_all(&mut *tx)
                 .await?;
-        let mut records: HashMap<Uuid, OfferRecord> = decode(stored)?;
+        let mut records: HashMap<Uuid, OfferRecord> = decode(stored);
         // The same fold as `Offer::apply`.
         let touched = fold(events, &ids, &mut records, OfferRecord::start, OfferRecord::apply)?;
         save(tx, &records, &touched).await

@@ -36,13 +36,13 @@ impl crate::Projection for PlacementBoard {
             return Ok(());
         }
         let ids = events.iter().map(uuid_id).collect::<Result<Vec<_>, _>>()?;
-        let stored: Vec<(Uuid, serde_json::Value)> = sqlx::query_as(
+        let stored: Vec<(Uuid, sqlx::types::Json<PlacementRecord>)> = sqlx::query_as(
             "SELECT placement_id, record FROM placements WHERE placement_id = ANY($1)",
         )
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
-        let mut records: HashMap<Uuid, PlacementRecord> = decode(stored)?;
+        let mut records: HashMap<Uuid, PlacementRecord> = decode(stored);
         // The same fold as `Placement::apply`.
         let touched =
             fold(events, &ids, &mut records, PlacementRecord::proposed, PlacementRecord::apply)?;

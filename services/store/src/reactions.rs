@@ -129,7 +129,7 @@ impl PlacementReactions {
         tx: &mut PgConnection,
         event: &LoggedEvent,
     ) -> Result<Vec<Decided>, StoreError> {
-        let company_event: CompanyEvent = serde_json::from_value(event.payload.clone())?;
+        let company_event: CompanyEvent = crate::fold::event(event)?;
         let on = event.recorded_at.date_naive();
         let (reaction, qualification) = match company_event {
             CompanyEvent::RecognitionSuspended(suspended) => (
@@ -198,7 +198,7 @@ impl PlacementReactions {
         tx: &mut PgConnection,
         event: &LoggedEvent,
     ) -> Result<Vec<Decided>, StoreError> {
-        let placement_event: PlacementEvent = serde_json::from_value(event.payload.clone())?;
+        let placement_event: PlacementEvent = crate::fold::event(event)?;
         let placement_id = &event.aggregate_id;
         let mut decided = Vec::new();
         let (company, qualification, offer, replaces) = match &placement_event {

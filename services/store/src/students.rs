@@ -35,13 +35,13 @@ impl crate::Projection for StudentDirectory {
             return Ok(());
         }
         let keys: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
-        let stored: Vec<(String, serde_json::Value)> =
+        let stored: Vec<(String, sqlx::types::Json<StudentRecord>)> =
             sqlx::query_as("SELECT student_key, record FROM students WHERE student_key = ANY($1)")
                 .bind(&keys)
                 .fetch_all(&mut *tx)
                 .await?;
         let keys: Vec<String> = keys.into_iter().map(str::to_owned).collect();
-        let mut records: HashMap<String, StudentRecord> = decode(stored)?;
+        let mut records: HashMap<String, StudentRecord> = decode(stored);
         // The same fold as `Student::apply`.
         let touched =
             fold(events, &keys, &mut records, StudentRecord::start, StudentRecord::apply)?;

@@ -299,6 +299,13 @@ async fn concurrent_writers_against_one_reader(writers: Vec<(bool, Vec<(u8, u8)>
     }
     let seen = reader.await.expect("reader");
     assert_eq!(seen.len(), expected, "the reader missed events");
+    // Both givers of positions moved the head row past what they gave.
+    let (row, highest): (i64, i64) =
+        sqlx::query_as("SELECT position, (SELECT max(log_position) FROM events) FROM log_head")
+            .fetch_one(&pool)
+            .await
+            .expect("head row");
+    assert_eq!(row, highest, "the head row lags behind the log");
     let unique: HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), expected, "the reader saw an event twice");
     // Per aggregate, the log keeps the aggregate's own order.
@@ -466,24 +473,20 @@ async fn a_value_the_database_refuses_fails_its_own_command_only() {
         tokio::spawn(async move { log.append(events).await })
     };
 
-    // Hold the log's lock until both appending tasks wait for it with a
+    // Hold the log's head row until both appending tasks wait for it with a
     // command each; what comes meanwhile queues up for one batch.
     let mut holder = pool.begin().await.expect("begin");
-    sqlx::query("SELECT pg_advisory_xact_lock(6004495977787248945)")
-        .execute(&mut *holder)
-        .await
-        .expect("lock");
+    sqlx::query("SELECT 1 FROM log_head FOR UPDATE").execute(&mut *holder).await.expect("lock");
     let mut appends = Vec::new();
     for i in 0..2 {
         appends.push(spawn_append(probes(&format!("first-{i}"), 0, 1)));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
-            )
-            .fetch_one(&pool)
-            .await
-            .expect("locks");
+            let waiting: i64 =
+                sqlx::query_scalar("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("locks");
             if waiting > i {
                 break;
             }

@@ -121,17 +121,13 @@ enum Decoded {
 
 impl Decoded {
     fn of(event: &LoggedEvent) -> Result<Self, StoreError> {
-        let payload = event.payload.clone();
+        use crate::fold::event as decoded;
         Ok(match event.aggregate_type.as_str() {
-            Company::TYPE => {
-                Self::Company(event.aggregate_id.clone(), serde_json::from_value(payload)?)
-            }
-            Student::TYPE => {
-                Self::Student(event.aggregate_id.clone(), serde_json::from_value(payload)?)
-            }
-            Placement::TYPE => Self::Placement(uuid_id(event)?, serde_json::from_value(payload)?),
-            Report::TYPE => Self::Report(uuid_id(event)?, serde_json::from_value(payload)?),
-            _ => Self::Investigation(serde_json::from_value(payload)?),
+            Company::TYPE => Self::Company(event.aggregate_id.clone(), decoded(event)?),
+            Student::TYPE => Self::Student(event.aggregate_id.clone(), decoded(event)?),
+            Placement::TYPE => Self::Placement(uuid_id(event)?, decoded(event)?),
+            Report::TYPE => Self::Report(uuid_id(event)?, decoded(event)?),
+            _ => Self::Investigation(decoded(event)?),
         })
     }
 }
@@ -232,7 +228,6 @@ impl Batch {
         .fetch_all(&mut *tx)
         .await?;
         for row in rows {
-            let record: Value = row.try_get("record")?;
             batch.placements.insert(
                 row.try_get("placement_id")?,
                 PlacementFacts {
@@ -242,7 +237,7 @@ impl Batch {
                     first_year: row.try_get("first_year")?,
                     via_round: row.try_get("via_round")?,
                     proposed_year: row.try_get("proposed_year")?,
-                    record: serde_json::from_value(record)?,
+                    record: crate::fold::document(&row, "record")?,
                 },
             );
         }
@@ -326,11 +321,10 @@ impl Batch {
         .fetch_all(&mut *tx)
         .await?;
         for row in rows {
-            let record: Value = row.try_get("record")?;
             batch.students.insert(
                 row.try_get("student_key")?,
                 StudentFacts {
-                    record: serde_json::from_value(record)?,
+                    record: crate::fold::document(&row, "record")?,
                     wish_year: row.try_get("wish_year")?,
                     held: Held {
                         holding: row.try_get("holding")?,
