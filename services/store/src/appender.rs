@@ -36,6 +36,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
@@ -54,6 +55,8 @@ const MAX_COMMANDS: usize = 500;
 const MAX_EVENTS: usize = 5_000;
 /// Commands waiting for an appender; a command beyond them waits to be queued.
 const QUEUE: usize = 4_096;
+/// A session idle this long is checked before a batch is sent on it.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// The events one command appends to one aggregate.
 #[derive(Debug, Clone)]
@@ -142,7 +145,8 @@ fn stopped() -> StoreError {
 struct Task {
     options: PgConnectOptions,
     heads: Arc<HeadWatch>,
-    connection: Option<PgConnection>,
+    /// The session, and when it last answered.
+    connection: Option<(PgConnection, Instant)>,
 }
 
 impl Task {
@@ -210,7 +214,16 @@ impl Task {
 
     async fn statement(&mut self, columns: &Columns<'_>) -> Result<i64, sqlx::Error> {
         let mut connection = match self.connection.take() {
-            Some(connection) => connection,
+            // A session that was idle may have been closed meanwhile (a
+            // restarted server, an idle timeout): check before sending a
+            // batch on it, so that its commands do not fail for that.
+            Some((mut connection, used)) if used.elapsed() >= IDLE_CHECK => {
+                match connection.ping().await {
+                    Ok(()) => connection,
+                    Err(_) => PgConnection::connect_with(&self.options).await?,
+                }
+            }
+            Some((connection, _)) => connection,
             None => PgConnection::connect_with(&self.options).await?,
         };
         let head = sqlx::query_scalar(APPEND)
@@ -226,9 +239,15 @@ impl Task {
             .bind(i64::try_from(columns.sequences.len()).unwrap_or(i64::MAX))
             .fetch_one(&mut connection)
             .await;
-        // A statement the server refused leaves the session as it was.
-        if matches!(&head, Ok(_) | Err(sqlx::Error::Database(_))) {
-            self.connection = Some(connection);
+        // A statement the server refused leaves the session as it was,
+        // unless the server is ending it (shutting down, class 57P or 08).
+        let usable = match &head {
+            Ok(_) => true,
+            Err(error @ sqlx::Error::Database(_)) => !crate::unavailable(error),
+            Err(_) => false,
+        };
+        if usable {
+            self.connection = Some((connection, Instant::now()));
         }
         head
     }

@@ -15,7 +15,7 @@
 //! what is written here.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
@@ -23,6 +23,7 @@ use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore, Serializ
 use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlx::Row;
+use sqlx::postgres::PgRow;
 use stagepact_domain::Visibility;
 
 use crate::StoreError;
@@ -339,23 +340,18 @@ impl CommandBus {
         &self,
         id: &str,
     ) -> Result<Option<EventStoreAggregateContext<A>>, StoreError> {
-        let rows = sqlx::query(
-            "WITH s AS (SELECT last_sequence, current_snapshot, payload FROM snapshots
-                         WHERE aggregate_type = $1 AND aggregate_id = $2)
-             SELECT NULL::bigint AS sequence, NULL::text AS event_type,
-                    NULL::text AS event_version, payload, last_sequence, current_snapshot
-               FROM s
-             UNION ALL
-             SELECT sequence, event_type, event_version, payload, NULL, NULL
-               FROM events
-              WHERE aggregate_type = $1 AND aggregate_id = $2
-                AND sequence > coalesce((SELECT last_sequence FROM s), 0)
-             ORDER BY sequence NULLS FIRST",
-        )
-        .bind(A::TYPE)
-        .bind(id)
-        .fetch_all(self.log.pool())
-        .await?;
+        static LOAD: LazyLock<String> =
+            LazyLock::new(|| format!("{} ORDER BY sequence NULLS FIRST", load_sql(1, 2)));
+        let rows = sqlx::query(&LOAD).bind(A::TYPE).bind(id).fetch_all(self.log.pool()).await?;
+        self.fold_rows(id, &rows)
+    }
+
+    /// Folds one aggregate's rows of [`load_sql`], in order.
+    fn fold_rows<A: Aggregate>(
+        &self,
+        id: &str,
+        rows: &[PgRow],
+    ) -> Result<Option<EventStoreAggregateContext<A>>, StoreError> {
         let mut context = EventStoreAggregateContext {
             aggregate_id: id.to_owned(),
             aggregate: A::default(),
@@ -394,12 +390,56 @@ impl CommandBus {
                 ));
                 serde_json::from_value(serialized.payload)?
             } else {
-                crate::fold::document(&row, "payload")?
+                crate::fold::document(row, "payload")?
             };
             context.aggregate.apply(event);
             context.current_sequence = usize::try_from(sequence).unwrap_or_default();
         }
         Ok(Some(context))
+    }
+
+    /// Two aggregates as their events make them now, with their versions,
+    /// in one round trip: a handler that needs facts of two (a student's
+    /// enrolment and a company's recognition) waits for the database once.
+    pub async fn load_both<A, B>(
+        &self,
+        a_id: &str,
+        b_id: &str,
+    ) -> Result<((A, i64), (B, i64)), StoreError>
+    where
+        A: Aggregate<Services = ()>,
+        B: Aggregate<Services = ()>,
+    {
+        static LOAD_BOTH: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT 1 AS aggregate, * FROM ({}) a UNION ALL SELECT 2, * FROM ({}) b
+                  ORDER BY aggregate, sequence NULLS FIRST",
+                load_sql(1, 2),
+                load_sql(3, 4)
+            )
+        });
+        let rows = sqlx::query(&LOAD_BOTH)
+            .bind(A::TYPE)
+            .bind(a_id)
+            .bind(B::TYPE)
+            .bind(b_id)
+            .fetch_all(self.log.pool())
+            .await?;
+        let split = rows
+            .iter()
+            .take_while(|row| row.try_get::<i32, _>("aggregate").ok() == Some(1))
+            .count();
+        let (a_rows, b_rows) = rows.split_at(split);
+        let a = match self.fold_rows::<A>(a_id, a_rows)? {
+            Some(context) => context,
+            None => self.load_for_command::<A>(a_id).await?.context,
+        };
+        let b = match self.fold_rows::<B>(b_id, b_rows)? {
+            Some(context) => context,
+            None => self.load_for_command::<B>(b_id).await?.context,
+        };
+        let version = |sequence: usize| i64::try_from(sequence).unwrap_or(i64::MAX);
+        Ok(((a.aggregate, version(a.current_sequence)), (b.aggregate, version(b.current_sequence))))
     }
 
     /// The aggregate `id` as its events make it now, and its version: the
@@ -494,6 +534,23 @@ where
     scratch.handle(command.clone(), &(), &sink).await.map_err(CommandError::Rejected)?;
     let events = sink.collect().await;
     Ok((!events.is_empty()).then_some((events, scratch)))
+}
+
+/// One aggregate's snapshot (a row without a sequence) and the events after
+/// it, for the aggregate type and id in parameters `$type` and `$id`.
+fn load_sql(type_param: u8, id_param: u8) -> String {
+    format!(
+        "WITH s AS (SELECT last_sequence, current_snapshot, payload FROM snapshots
+                     WHERE aggregate_type = ${type_param} AND aggregate_id = ${id_param})
+         SELECT NULL::bigint AS sequence, NULL::text AS event_type,
+                NULL::text AS event_version, payload, last_sequence, current_snapshot
+           FROM s
+         UNION ALL
+         SELECT sequence, event_type, event_version, payload, NULL, NULL
+           FROM events
+          WHERE aggregate_type = ${type_param} AND aggregate_id = ${id_param}
+            AND sequence > coalesce((SELECT last_sequence FROM s), 0)"
+    )
 }
 
 /// A command's events as the log appends them: the columns postgres-es

@@ -68,21 +68,26 @@ pub enum StoreError {
     MasterKeyMismatch,
 }
 
+/// Whether `error` means the database cannot be reached now: a connection
+/// that failed or that the server is ending (57P01..57P03: admin shutdown,
+/// crash shutdown, cannot connect now; class 08: connection exceptions).
+pub(crate) fn unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|code| code.starts_with("57P") || code.starts_with("08"))
+        }
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => Self::Unavailable(error),
-            // 57P01..57P03: admin shutdown, crash shutdown, cannot connect now.
-            sqlx::Error::Database(ref db)
-                if db
-                    .code()
-                    .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")) =>
-            {
-                Self::Unavailable(error)
-            }
+            _ if unavailable(&error) => Self::Unavailable(error),
             sqlx::Error::Database(ref db)
                 if db.code().is_some_and(|code| code.starts_with("22")) =>
             {

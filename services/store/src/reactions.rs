@@ -194,87 +194,171 @@ impl PlacementReactions {
             .collect())
     }
 
-    async fn on_placement(
+    /// A run of placement events with no company event between them, in log
+    /// order: what each decides. Their rows change with three statements for
+    /// the whole run rather than two or three per event: every proposal's
+    /// row goes in, then every ended placement's row goes out (a placement is
+    /// proposed once and ends after, so that is the order of the log for each
+    /// one), and the standings are read once (only company events change
+    /// them, and none lies inside the run).
+    async fn on_placements(
         tx: &mut PgConnection,
-        event: &LoggedEvent,
-    ) -> Result<Vec<Decided>, StoreError> {
-        let placement_event: PlacementEvent = crate::fold::event(event)?;
-        let placement_id = &event.aggregate_id;
-        let mut decided = Vec::new();
-        let (company, qualification, offer, replaces) = match &placement_event {
-            PlacementEvent::MatchProposed(p) => {
-                (&p.company_id, p.qualification, Some(p.offer_id), p.replaces)
-            }
-            PlacementEvent::SelfFoundPlacementProposed(p) => {
-                (&p.company_id, p.qualification, None, p.replaces)
-            }
-            PlacementEvent::MatchObjected(_)
-            | PlacementEvent::MatchWithdrawn(_)
-            | PlacementEvent::PlacementInterrupted(_)
-            | PlacementEvent::PlacementCompleted(_) => {
-                let released: Option<Option<Uuid>> = sqlx::query_scalar(
-                    "DELETE FROM reaction_placements WHERE placement_id = $1::uuid RETURNING offer_id",
-                )
-                .bind(placement_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let ended_early = !matches!(placement_event, PlacementEvent::PlacementCompleted(_));
-                if let (true, Some(Some(offer_id))) = (ended_early, released) {
-                    let placement_id = Uuid::parse_str(placement_id)
-                        .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
-                    decided.push((
-                        Offer::TYPE,
-                        offer_id.to_string(),
-                        Reaction::ReleaseSlot { placement_id },
-                    ));
+        run: &[LoggedEvent],
+    ) -> Result<Vec<Vec<Decided>>, StoreError> {
+        let decoded: Vec<PlacementEvent> =
+            run.iter().map(crate::fold::event).collect::<Result<_, _>>()?;
+        let mut proposed = Proposed::default();
+        let mut ended = Vec::new();
+        for (event, placement_event) in run.iter().zip(&decoded) {
+            match placement_event {
+                PlacementEvent::MatchProposed(p) => {
+                    proposed.push(
+                        &event.aggregate_id,
+                        &p.company_id,
+                        p.qualification,
+                        Some(p.offer_id),
+                    );
                 }
-                return Ok(decided);
+                PlacementEvent::SelfFoundPlacementProposed(p) => {
+                    proposed.push(&event.aggregate_id, &p.company_id, p.qualification, None);
+                }
+                PlacementEvent::MatchObjected(_)
+                | PlacementEvent::MatchWithdrawn(_)
+                | PlacementEvent::PlacementInterrupted(_)
+                | PlacementEvent::PlacementCompleted(_) => ended.push(event.aggregate_id.as_str()),
+                _ => {}
             }
-            _ => return Ok(decided),
+        }
+        if !proposed.placements.is_empty() {
+            sqlx::query(
+                "INSERT INTO reaction_placements (placement_id, company_id, qualification, offer_id)
+                 SELECT p::uuid, c, q, o FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[])
+                        AS r(p, c, q, o)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&proposed.placements)
+            .bind(&proposed.companies)
+            .bind(&proposed.qualifications)
+            .bind(&proposed.offers)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // The offer each ended placement held, if its row was still there.
+        let released: HashMap<String, Option<Uuid>> = if ended.is_empty() {
+            HashMap::new()
+        } else {
+            let rows: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+                "DELETE FROM reaction_placements WHERE placement_id = ANY($1::text[]::uuid[])
+                 RETURNING placement_id, offer_id",
+            )
+            .bind(&ended)
+            .fetch_all(&mut *tx)
+            .await?;
+            rows.into_iter().map(|(id, offer)| (id.to_string(), offer)).collect()
         };
-        sqlx::query(
-            "INSERT INTO reaction_placements (placement_id, company_id, qualification, offer_id)
-             VALUES ($1::uuid, $2, $3, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(placement_id)
-        .bind(company.as_str())
-        .bind(qualification.as_str())
-        .bind(offer)
-        .execute(&mut *tx)
-        .await?;
         // A proposal decided on the company's standing just before SBB
         // suspended or revoked it lands after that event in the log: it
         // notices the change now, keyed by its own proposal event.
-        let standing: Option<(String, NaiveDate)> = sqlx::query_as(
-            "SELECT standing, on_day FROM reaction_companies
-              WHERE company_id = $1 AND standing <> 'active'",
-        )
-        .bind(company.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((standing, on)) = standing {
-            let change = if standing == "revoked" {
-                RecognitionChange::Revoked
-            } else {
-                RecognitionChange::Suspended
-            };
-            decided.push((
-                Placement::TYPE,
-                placement_id.clone(),
-                Reaction::RecognitionChanged { change, reason: revocation_reason(), on },
-            ));
-        }
-        if let Some(old) = replaces {
-            let alternative_placement_id = Uuid::parse_str(placement_id)
-                .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))?;
-            decided.push((
-                Placement::TYPE,
-                old.to_string(),
-                Reaction::AlternativeOffered { alternative_placement_id },
-            ));
-        }
-        Ok(decided)
+        let standings: HashMap<String, (String, NaiveDate)> = if proposed.companies.is_empty() {
+            HashMap::new()
+        } else {
+            let rows: Vec<(String, String, NaiveDate)> = sqlx::query_as(
+                "SELECT company_id, standing, on_day FROM reaction_companies
+                  WHERE company_id = ANY($1) AND standing <> 'active'",
+            )
+            .bind(&proposed.companies)
+            .fetch_all(&mut *tx)
+            .await?;
+            rows.into_iter().map(|(company, standing, on)| (company, (standing, on))).collect()
+        };
+        let mut released = released;
+        run.iter()
+            .zip(decoded)
+            .map(|(event, placement_event)| {
+                let placement_id = &event.aggregate_id;
+                let mut decided = Vec::new();
+                let (company, replaces) = match placement_event {
+                    PlacementEvent::MatchProposed(p) => (p.company_id, p.replaces),
+                    PlacementEvent::SelfFoundPlacementProposed(p) => (p.company_id, p.replaces),
+                    PlacementEvent::MatchObjected(_)
+                    | PlacementEvent::MatchWithdrawn(_)
+                    | PlacementEvent::PlacementInterrupted(_) => {
+                        // Its slot goes back to the offer (the first end of a
+                        // placement takes the row; a later one finds none).
+                        if let Some(Some(offer_id)) = released.remove(placement_id) {
+                            decided.push((
+                                Offer::TYPE,
+                                offer_id.to_string(),
+                                Reaction::ReleaseSlot { placement_id: uuid_of(placement_id)? },
+                            ));
+                        }
+                        return Ok(decided);
+                    }
+                    PlacementEvent::PlacementCompleted(_) => {
+                        released.remove(placement_id);
+                        return Ok(decided);
+                    }
+                    _ => return Ok(decided),
+                };
+                if let Some((standing, on)) = standings.get(company.as_str()) {
+                    let change = if standing == "revoked" {
+                        RecognitionChange::Revoked
+                    } else {
+                        RecognitionChange::Suspended
+                    };
+                    decided.push((
+                        Placement::TYPE,
+                        placement_id.clone(),
+                        Reaction::RecognitionChanged {
+                            change,
+                            reason: revocation_reason(),
+                            on: *on,
+                        },
+                    ));
+                }
+                if let Some(old) = replaces {
+                    decided.push((
+                        Placement::TYPE,
+                        old.to_string(),
+                        Reaction::AlternativeOffered {
+                            alternative_placement_id: uuid_of(placement_id)?,
+                        },
+                    ));
+                }
+                Ok(decided)
+            })
+            .collect()
     }
+}
+
+/// The proposals of a run, as the columns of their rows.
+#[derive(Default)]
+struct Proposed {
+    placements: Vec<String>,
+    companies: Vec<String>,
+    qualifications: Vec<String>,
+    offers: Vec<Option<Uuid>>,
+}
+
+impl Proposed {
+    fn push(
+        &mut self,
+        placement: &str,
+        company: &impl ToString,
+        qualification: impl ToString,
+        offer: Option<Uuid>,
+    ) {
+        self.placements.push(placement.to_owned());
+        self.companies.push(company.to_string());
+        self.qualifications.push(qualification.to_string());
+        self.offers.push(offer);
+    }
+}
+
+/// A placement's id as a uuid (placements have uuid ids).
+fn uuid_of(placement_id: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(placement_id)
+        .map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
 }
 
 #[async_trait]
@@ -288,17 +372,26 @@ impl crate::Projection for PlacementReactions {
     }
 
     async fn apply(&self, tx: &mut PgConnection, events: &[LoggedEvent]) -> Result<(), StoreError> {
-        // One event at a time, in log order: a recognition event must see the
-        // placements proposed before it in the same batch.
-        for event in events {
-            let decided = match event.aggregate_type.as_str() {
-                "company" => Self::on_company(tx, event).await?,
-                "placement" => Self::on_placement(tx, event).await?,
-                _ => Vec::new(),
+        // In log order: a recognition event must see the placements proposed
+        // before it in the same batch. So a company event is applied alone,
+        // and the placement events between two of them as one run.
+        let mut rest = events;
+        while let Some(first) = rest.first() {
+            let (applied, decided) = if first.aggregate_type == Placement::TYPE {
+                let length =
+                    rest.iter().take_while(|e| e.aggregate_type == Placement::TYPE).count();
+                (&rest[..length], Self::on_placements(tx, &rest[..length]).await?)
+            } else if first.aggregate_type == Company::TYPE {
+                (&rest[..1], vec![Self::on_company(tx, first).await?])
+            } else {
+                (&rest[..1], vec![Vec::new()])
             };
-            for reaction in decided {
-                enqueue(tx, event, reaction).await?;
+            for (event, reactions) in applied.iter().zip(decided) {
+                for reaction in reactions {
+                    enqueue(tx, event, reaction).await?;
+                }
             }
+            rest = &rest[applied.len()..];
         }
         Ok(())
     }

@@ -444,3 +444,28 @@ async fn old_event_versions_are_upcast_when_an_aggregate_loads() {
         .expect("a command on the upcast state");
     assert_eq!(committed.version, 3);
 }
+
+/// Two aggregates load in one round trip exactly as each loads alone: one
+/// past its snapshot, one without, one with no events at all.
+#[tokio::test]
+async fn two_aggregates_load_together_as_each_alone() {
+    let (bus, _log, _workers) = bus().await;
+    for (id, times) in [("snapshotted", 25), ("young", 3)] {
+        for _ in 0..times {
+            bus.execute::<Counter>(id, Increment { up_to: 100 }, None, Default::default())
+                .await
+                .expect("increment");
+        }
+    }
+    for (a, b) in [("snapshotted", "young"), ("young", "snapshotted"), ("young", "none")] {
+        let ((first, first_version), (second, second_version)) =
+            bus.load_both::<Counter, Counter>(a, b).await.expect("load both");
+        let (alone_a, version_a) = bus.load::<Counter>(a).await.expect("load a");
+        let (alone_b, version_b) = bus.load::<Counter>(b).await.expect("load b");
+        assert_eq!((first.count, first_version), (alone_a.count, version_a), "{a}");
+        assert_eq!((second.count, second_version), (alone_b.count, version_b), "{b}");
+    }
+    let ((snapshotted, _), (young, _)) =
+        bus.load_both::<Counter, Counter>("snapshotted", "young").await.expect("load both");
+    assert_eq!((snapshotted.count, young.count), (25, 3));
+}

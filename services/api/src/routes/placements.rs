@@ -260,6 +260,33 @@ fn party_check(principal: &Principal, placement: &Placement, id: Uuid) -> Result
     }
 }
 
+/// S1: whether `company` may host `qualification` on `day`.
+fn may_host(company: &Company, qualification: Crebo, day: NaiveDate) -> bool {
+    company.record().is_some_and(|r| r.may_host(qualification, day))
+}
+
+/// The student's enrolment as the placement rules need it, and the date of
+/// birth (G1, C3).
+fn enrolment_facts(
+    student: &Student,
+    school: &SchoolId,
+    student_id: &StudentNumber,
+) -> Result<(StudentFacts, NaiveDate), ApiError> {
+    let record = student
+        .record()
+        .ok_or_else(|| ApiError::NotFound(format!("no student {student_id} at your school")))?;
+    let facts = StudentFacts {
+        student: PlacementStudent {
+            school: school.clone(),
+            student_id: student_id.clone(),
+            level: record.enrolment.level,
+            pathway: record.enrolment.pathway,
+        },
+        qualification: record.enrolment.qualification,
+    };
+    Ok((facts, record.enrolment.date_of_birth))
+}
+
 fn placement_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(format!("no placement {raw:?}")))
 }
@@ -329,7 +356,7 @@ impl CommandContext {
         day: NaiveDate,
     ) -> Result<bool, ApiError> {
         let (company, _) = self.state.bus.load::<Company>(company.as_str()).await?;
-        Ok(company.record().is_some_and(|r| r.may_host(qualification, day)))
+        Ok(may_host(&company, qualification, day))
     }
 
     /// The student's enrolment as the placement rules need it.
@@ -339,19 +366,21 @@ impl CommandContext {
         student_id: &StudentNumber,
     ) -> Result<(StudentFacts, NaiveDate), ApiError> {
         let (student, _) = self.state.bus.load::<Student>(&student_key(school, student_id)).await?;
-        let record = student
-            .record()
-            .ok_or_else(|| ApiError::NotFound(format!("no student {student_id} at your school")))?;
-        let facts = StudentFacts {
-            student: PlacementStudent {
-                school: school.clone(),
-                student_id: student_id.clone(),
-                level: record.enrolment.level,
-                pathway: record.enrolment.pathway,
-            },
-            qualification: record.enrolment.qualification,
-        };
-        Ok((facts, record.enrolment.date_of_birth))
+        enrolment_facts(&student, school, student_id)
+    }
+
+    /// `student_facts` and `company_may_host` at once: one round trip.
+    async fn student_facts_and_host(
+        &self,
+        (school, student_id): (&SchoolId, &StudentNumber),
+        (company, qualification, day): (&CompanyId, Crebo, NaiveDate),
+    ) -> Result<((StudentFacts, NaiveDate), bool), ApiError> {
+        let ((student, _), (company, _)) = self
+            .state
+            .bus
+            .load_both::<Student, Company>(&student_key(school, student_id), company.as_str())
+            .await?;
+        Ok((enrolment_facts(&student, school, student_id)?, may_host(&company, qualification, day)))
     }
 
     /// A replaced placement must be the same student's, at the caller's school.
@@ -430,8 +459,6 @@ pub async fn propose_match(
     let explanation =
         optional_text(&mut fields, "explanation", body.explanation.as_deref(), Note::parse);
     let (student_id, explanation) = fields.finish((|| Some((student_id?, explanation?)))())?;
-    let (student, _) = command.student_facts(&school, &student_id).await?;
-    command.check_replaces(body.replaces, &student).await?;
     let offer_id = body.offer_id.to_string();
     // The offer's company, qualification, levels and period never change, and
     // the slot is reserved on this state (or on a fresh load if it is stale).
@@ -439,10 +466,14 @@ pub async fn propose_match(
     if loaded_offer.is_cached() && loaded_offer.aggregate().record().is_none() {
         loaded_offer = command.state.bus.load_for_command::<Offer>(&offer_id).await?;
     }
-    let offer = loaded_offer.aggregate().record().ok_or_else(|| {
-        ApiError::Validation(vec![FieldError::new("offer_id", "no such offer")], None)
-    })?;
     let today = today();
+    let Some(offer) = loaded_offer.aggregate().record() else {
+        // Refusals in the order the request is read: the student, the
+        // placement it replaces, then the offer.
+        let (student, _) = command.student_facts(&school, &student_id).await?;
+        command.check_replaces(body.replaces, &student).await?;
+        return Err(ApiError::Validation(vec![FieldError::new("offer_id", "no such offer")], None));
+    };
     let offer_facts = OfferFacts {
         offer_id: body.offer_id,
         company_id: offer.offer.company_id.clone(),
@@ -450,8 +481,13 @@ pub async fn propose_match(
         levels: offer.offer.levels.clone(),
         period: offer.offer.period,
     };
-    let company_may_host =
-        command.company_may_host(&offer_facts.company_id, offer_facts.qualification, today).await?;
+    let ((student, _), company_may_host) = command
+        .student_facts_and_host(
+            (&school, &student_id),
+            (&offer_facts.company_id, offer_facts.qualification, today),
+        )
+        .await?;
+    command.check_replaces(body.replaces, &student).await?;
     let id = super::new_id();
     let proposal = PlacementCommand::ProposeMatch {
         placement_id: id,
@@ -865,10 +901,12 @@ pub async fn start_placement(
     let id = placement_id(&raw_id)?;
     let (record, loaded) = command.placement(id).await?;
     let today = today();
-    let company_may_host =
-        command.company_may_host(&record.company_id, record.qualification, today).await?;
-    let (_, date_of_birth) =
-        command.student_facts(&record.student.school, &record.student.student_id).await?;
+    let ((_, date_of_birth), company_may_host) = command
+        .student_facts_and_host(
+            (&record.student.school, &record.student.student_id),
+            (&record.company_id, record.qualification, today),
+        )
+        .await?;
     command
         .on_placement_from(
             id,
