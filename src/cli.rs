@@ -366,7 +366,7 @@ async fn projections(settings: &Settings, command: ProjectionCommand) -> anyhow:
     let log = EventLog::open(pool.clone()).await?;
     // The indicators open sealed content to count it: they need the vault.
     let vault = Vault::new(pool.clone(), std::sync::Arc::new(settings.master_key()?));
-    let projections = Projections::new(log, stagepact_api::server::projections(&vault));
+    let projections = Projections::new(log, stagepact_api::server::projections(&vault, None));
     let result = match command {
         ProjectionCommand::List => {
             let checkpoints = projections.checkpoints().await?;

@@ -740,6 +740,112 @@ async fn a_student_sees_their_next_actions_and_their_own_timeline_only() {
     }
 }
 
+/// The overview a server keeps as it last rendered it (see `overviews`)
+/// follows every change its projector applies, with and without
+/// `min_position`, and keeps its entity tag while it has not changed.
+#[tokio::test]
+async fn a_students_overview_follows_every_change() {
+    let app = spawn_app().await;
+    let placement = app.agreed_placement("s-1", "lb-1").await;
+    let student = app.student_of(SCHOOL, "s-1");
+    let first = overview_at(&app, &student, app.stamped_head().await).await;
+    assert_eq!(first["placements"][0]["next_action"], "sign_agreement");
+    // Read again: the same body and tag, and a conditional read is a 304.
+    let again = app.get("/v1/me/overview", &student).await;
+    let tag = again.headers().get("etag").cloned().expect("an entity tag");
+    assert_eq!(ok_json(again, StatusCode::OK).await, first);
+    let response = app
+        .client
+        .get(app.url("/v1/me/overview"))
+        .bearer_auth(&student)
+        .header("if-none-match", tag.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+
+    let signed = position_of(
+        app.post(&format!("/v1/placements/{placement}/agreement/signatures"), &student, json!({}))
+            .await,
+    )
+    .await;
+    // Read without a position first: the overview kept from before the
+    // signature must go once the board has the signature.
+    app.placement_at(&placement, signed, &app.school()).await;
+    let plain = plain_overview_once_changed(&app, &student, &first).await;
+    let after = overview_at(&app, &student, signed).await;
+    assert_ne!(after["placements"][0]["next_action"], "sign_agreement", "{after}");
+    assert_eq!(plain, after);
+    let changed = app.get("/v1/me/overview", &student).await;
+    assert_ne!(changed.headers().get("etag"), Some(&tag), "a new body has a new tag");
+
+    // Each change, read right after it.
+    for (token, signatory) in [(app.school(), "school"), (app.company("lb-1"), "company")] {
+        let position = position_of(
+            app.post(
+                &format!("/v1/placements/{placement}/agreement/signatures"),
+                &token,
+                json!({}),
+            )
+            .await,
+        )
+        .await;
+        let latest = overview_at(&app, &student, position).await;
+        let present = &latest["placements"][0]["placement"]["compliance"]["signatures_present"];
+        assert!(present.as_array().is_some_and(|p| p.contains(&json!(signatory))), "{latest}");
+    }
+}
+
+/// The same across two processes on one database: a change made through the
+/// other one (whose projector worker may be the one to apply it) reaches the
+/// overview this one keeps.
+#[tokio::test]
+async fn a_students_overview_follows_a_change_made_through_another_process() {
+    let app = spawn_app().await;
+    let other = app.second_process().await;
+    let placement = app.agreed_placement("s-1", "lb-1").await;
+    let student = app.student_of(SCHOOL, "s-1");
+    let first = overview_at(&app, &student, app.stamped_head().await).await;
+    assert_eq!(first["placements"][0]["next_action"], "sign_agreement");
+    for _ in 0..3 {
+        ok_json(app.get("/v1/me/overview", &student).await, StatusCode::OK).await;
+    }
+    let signed = position_of(
+        other
+            .post(&format!("/v1/placements/{placement}/agreement/signatures"), &student, json!({}))
+            .await,
+    )
+    .await;
+    other.placement_at(&placement, signed, &other.school()).await;
+    let plain = plain_overview_once_changed(&app, &student, &first).await;
+    let after = overview_at(&app, &student, signed).await;
+    assert_ne!(after["placements"][0]["next_action"], "sign_agreement", "{after}");
+    assert_eq!(plain, after);
+}
+
+/// The overview read without a position, once it differs from `before` (the
+/// board lags the log by about a round): it must within seconds.
+async fn plain_overview_once_changed(
+    app: &crate::helpers::TestApp,
+    student: &str,
+    before: &Value,
+) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let plain = ok_json(app.get("/v1/me/overview", student).await, StatusCode::OK).await;
+        if &plain != before {
+            return plain;
+        }
+        assert!(std::time::Instant::now() < deadline, "still the overview from before: {plain}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn overview_at(app: &crate::helpers::TestApp, student: &str, position: i64) -> Value {
+    let path = format!("/v1/me/overview?min_position={position}");
+    ok_json(app.get(&path, student).await, StatusCode::OK).await
+}
+
 #[tokio::test]
 async fn the_feed_shows_placement_events_to_the_school_and_company_involved_only() {
     let app = spawn_app().await;

@@ -25,11 +25,7 @@ pub async fn entity_tags(request: Request, next: Next) -> Response {
             let Ok(bytes) = to_bytes(body, usize::MAX).await else {
                 return Response::from_parts(parts, Body::empty());
             };
-            let digest = Sha256::digest(&bytes);
-            let tag = format!("W/\"{}\"", hex(&digest[..12]));
-            if let Ok(value) = HeaderValue::from_str(&tag) {
-                parts.headers.insert(header::ETAG, value);
-            }
+            parts.headers.insert(header::ETAG, tag_of(&bytes));
             Body::from(bytes)
         }
     };
@@ -42,6 +38,14 @@ pub async fn entity_tags(request: Request, next: Next) -> Response {
         return not_modified;
     }
     Response::from_parts(parts, body)
+}
+
+/// The weak entity tag of a body: a hash of its bytes.
+pub(crate) fn tag_of(body: &[u8]) -> HeaderValue {
+    let digest = Sha256::digest(body);
+    let tag = format!("W/\"{}\"", hex(&digest[..12]));
+    // Invariant: quotes and hex digits are valid header characters.
+    HeaderValue::from_str(&tag).unwrap_or_else(|_| unreachable!("a quoted hex digest"))
 }
 
 /// Weak comparison (RFC 9110 §13.1.2): `W/` prefixes are ignored.

@@ -11,6 +11,7 @@ mod extract;
 mod idempotency;
 mod limits;
 pub mod openapi;
+pub mod overviews;
 mod problem;
 mod routes;
 pub mod server;

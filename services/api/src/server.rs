@@ -13,7 +13,7 @@ use stagepact_store::company_registry::CompanyRegistry;
 use stagepact_store::indicators::IndicatorBoard;
 use stagepact_store::matching_rounds::MatchingRounds;
 use stagepact_store::offers::OfferBoard;
-use stagepact_store::placements::PlacementBoard;
+use stagepact_store::placements::{Changes, PlacementBoard};
 use stagepact_store::reactions::{Dispatcher, PlacementReactions};
 use stagepact_store::students::StudentDirectory;
 use stagepact_store::{CommandBus, EventLog, Projection, Projections, StoreError, Vault};
@@ -28,6 +28,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{Authenticator, KeyError};
 use crate::config::ApiConfig;
+use crate::overviews::{OVERVIEW_CACHE_BYTES, Overviews};
 use crate::problem::ApiError;
 
 /// What every handler can reach: a handle, cloned for every request (by
@@ -67,6 +68,8 @@ pub struct Shared {
     pub vault: Vault,
     /// Today's supply and demand, counted once per state of the log.
     pub supply: Arc<crate::routes::indicators::SupplyCache>,
+    /// The students' overviews as last rendered (see `overviews`).
+    pub overviews: Arc<Overviews>,
 }
 
 impl Shared {
@@ -121,13 +124,21 @@ pub enum BuildError {
 }
 
 /// The projections the application maintains; the indicators open sealed
-/// content with `vault` to count it.
-pub fn projections(vault: &Vault) -> Vec<Arc<dyn Projection>> {
+/// content with `vault` to count it, and the placement board tells
+/// `board_changes` what its rounds change (the overviews a server keeps).
+pub fn projections(
+    vault: &Vault,
+    board_changes: Option<Arc<dyn Changes>>,
+) -> Vec<Arc<dyn Projection>> {
+    let board = match board_changes {
+        Some(listener) => PlacementBoard::with_listener(listener),
+        None => PlacementBoard::default(),
+    };
     vec![
         Arc::new(CompanyRegistry),
         Arc::new(StudentDirectory),
         Arc::new(OfferBoard),
-        Arc::new(PlacementBoard),
+        Arc::new(board),
         Arc::new(PlacementReactions),
         Arc::new(CaseFiles),
         Arc::new(MatchingRounds),
@@ -153,7 +164,10 @@ impl App {
         let auth = Arc::new(Authenticator::new(&config.jwt)?);
         let log = EventLog::open(pool.clone()).await?;
         let vault = Vault::new(pool.clone(), Arc::clone(&config.master_key));
-        let projections = Projections::new(Arc::clone(&log), projections(&vault));
+        let overviews = Arc::new(Overviews::new(OVERVIEW_CACHE_BYTES));
+        let board_changes: Arc<dyn Changes> = overviews.clone();
+        let projections =
+            Projections::new(Arc::clone(&log), projections(&vault, Some(board_changes)));
         let bus = CommandBus::new(Arc::clone(&log));
         let mut workers = log.spawn();
         workers.extend(projections.spawn());
@@ -175,6 +189,7 @@ impl App {
             auth,
             config: Arc::new(config),
             shutdown: shutdown_rx,
+            overviews,
         }));
         let release = state.config.signal_release_interval;
         workers.push(tokio::spawn(crate::delivery::run(state.clone(), release)));

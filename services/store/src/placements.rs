@@ -2,6 +2,7 @@
 //! and what needs the school's attention — and the queries the API serves from it.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -18,8 +19,48 @@ use crate::log::LoggedEvent;
 pub const NAME: &str = "placements";
 
 /// The placement-board projection.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PlacementBoard;
+#[derive(Default)]
+pub struct PlacementBoard {
+    /// Told what each round of this process changed (see [`Changes`]).
+    listener: Option<Arc<dyn Changes>>,
+    /// The students whose placements the round in flight changed.
+    changing: Mutex<Vec<StudentKey>>,
+}
+
+/// (school, student number): whose placements.
+pub type StudentKey = (String, String);
+
+/// What this process learns of the board's changes, for whatever it derives
+/// from the board and keeps (the API's rendered overviews). A round's changes
+/// are told after its transaction committed, with the checkpoint it reached;
+/// and when the board may have changed in ways this process cannot tell
+/// (another process's worker applied rounds, a round's outcome is unknown, a
+/// rebuild), it is told to forget everything.
+pub trait Changes: Send + Sync {
+    /// Every change to the board up to `checkpoint` has been told; this
+    /// round's changed the placements of `students`.
+    fn committed(&self, checkpoint: i64, students: &[StudentKey]);
+    /// The board may have changed in ways not told: nothing derived from it
+    /// is current, until the next `committed`.
+    fn lost_track(&self);
+}
+
+impl PlacementBoard {
+    /// A board that tells `listener` what its rounds change.
+    pub fn with_listener(listener: Arc<dyn Changes>) -> Self {
+        Self { listener: Some(listener), changing: Mutex::default() }
+    }
+
+    fn changing(&self) -> std::sync::MutexGuard<'_, Vec<StudentKey>> {
+        self.changing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for PlacementBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlacementBoard").field("listener", &self.listener.is_some()).finish()
+    }
+}
 
 #[async_trait]
 impl crate::Projection for PlacementBoard {
@@ -46,7 +87,27 @@ impl crate::Projection for PlacementBoard {
         // The same fold as `Placement::apply`.
         let touched =
             fold(events, &ids, &mut records, PlacementRecord::proposed, PlacementRecord::apply)?;
+        if self.listener.is_some() {
+            let students = touched.keys().filter_map(|id| records.get(id)).map(|record| {
+                (record.student.school.to_string(), record.student.student_id.to_string())
+            });
+            self.changing().extend(students);
+        }
         save(tx, &records, &touched).await
+    }
+
+    fn committed(&self, checkpoint: i64) {
+        let students = std::mem::take(&mut *self.changing());
+        if let Some(listener) = &self.listener {
+            listener.committed(checkpoint, &students);
+        }
+    }
+
+    fn lost_track(&self) {
+        self.changing().clear();
+        if let Some(listener) = &self.listener {
+            listener.lost_track();
+        }
     }
 
     async fn reset(&self, tx: &mut PgConnection) -> Result<(), StoreError> {
@@ -178,27 +239,44 @@ pub async fn get(pool: &PgPool, placement_id: Uuid) -> Result<Option<PlacementEn
     row.as_ref().map(entry).transpose()
 }
 
-/// A student's placements in id order, at most `limit`: the overview, which
-/// students' apps call most of all. A prepared statement of its own (the
-/// general `list` is planned for each call's filters, a second round trip).
+/// A student's placements in id order, at most `limit`, and the board's
+/// checkpoint they are as of (read together: one snapshot): the overview,
+/// which students' apps call most of all. A prepared statement of its own
+/// (the general `list` is planned for each call's filters, a second round
+/// trip). The checkpoint is `None` before the board's first round.
 pub async fn of_student(
     pool: &PgPool,
     school: &str,
     student_id: &str,
     limit: i64,
-) -> Result<Vec<PlacementEntry>, StoreError> {
+) -> Result<(Vec<PlacementEntry>, Option<i64>), StoreError> {
     let rows = sqlx::query(
-        "SELECT record, version, last_position, updated_at FROM placements
-          WHERE school = $1 AND student_id = $2
-          ORDER BY placement_id
-          LIMIT $3",
+        "SELECT c.position AS checkpoint, p.record, p.version, p.last_position, p.updated_at
+           FROM projection_checkpoints c
+           LEFT JOIN LATERAL (
+                SELECT placement_id, record, version, last_position, updated_at
+                  FROM placements
+                 WHERE school = $1 AND student_id = $2
+                 ORDER BY placement_id
+                 LIMIT $3) p ON true
+          WHERE c.name = $4
+          ORDER BY p.placement_id",
     )
     .bind(school)
     .bind(student_id)
     .bind(limit)
+    .bind(NAME)
     .fetch_all(pool)
     .await?;
-    rows.iter().map(entry).collect()
+    let checkpoint = rows.first().map(|row| row.try_get("checkpoint")).transpose()?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // The checkpoint's row alone: the student has no placement.
+        if row.try_get::<Option<i64>, _>("version")?.is_some() {
+            entries.push(entry(row)?);
+        }
+    }
+    Ok((entries, checkpoint))
 }
 
 /// Placements in id order after `after`, at most `limit`.

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -84,6 +85,14 @@ pub trait Projection: Send + Sync + 'static {
     async fn apply(&self, tx: &mut PgConnection, events: &[LoggedEvent]) -> Result<(), StoreError>;
     /// Empties the read model before a rebuild, inside the rebuild's transaction.
     async fn reset(&self, tx: &mut PgConnection) -> Result<(), StoreError>;
+    /// This process's round committed: the read model is at `checkpoint`,
+    /// and every change up to there was made by this process's rounds since
+    /// the last [`lost_track`](Projection::lost_track).
+    fn committed(&self, _checkpoint: i64) {}
+    /// The read model may have changed in ways this process did not make or
+    /// cannot tell (another process's worker applied rounds, a round's
+    /// commit failed without an answer, a rebuild).
+    fn lost_track(&self) {}
 }
 
 /// What one projector round did.
@@ -100,9 +109,30 @@ pub enum Round {
 /// The projections this process runs, and how far each has got.
 pub struct Projections {
     log: Arc<EventLog>,
-    entries: Vec<(Arc<dyn Projection>, watch::Sender<i64>)>,
+    entries: Vec<Entry>,
     quiet: Quiet,
 }
+
+/// One projection this process runs.
+struct Entry {
+    projection: Arc<dyn Projection>,
+    /// How far this process's rounds have got.
+    checkpoint: watch::Sender<i64>,
+    /// The stored checkpoint as this process's last round left or found it
+    /// ([`UNKNOWN`] after a round of unknown outcome): a round that finds
+    /// another tells the projection it lost track (see `Projection::lost_track`).
+    known: AtomicI64,
+}
+
+impl Entry {
+    fn lost_track(&self) {
+        self.known.store(UNKNOWN, Ordering::SeqCst);
+        self.projection.lost_track();
+    }
+}
+
+/// No checkpoint: this process does not know where the read model is.
+const UNKNOWN: i64 = -1;
 
 /// When an up-to-date worker runs a round without events of its own (see
 /// `until_round_due`).
@@ -123,7 +153,7 @@ impl Default for Quiet {
 
 impl std::fmt::Debug for Projections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<_> = self.entries.iter().map(|(p, _)| p.name()).collect();
+        let names: Vec<_> = self.entries.iter().map(|e| e.projection.name()).collect();
         f.debug_struct("Projections").field("names", &names).finish()
     }
 }
@@ -140,26 +170,33 @@ impl Projections {
         projections: Vec<Arc<dyn Projection>>,
         quiet: Quiet,
     ) -> Arc<Self> {
-        let entries = projections.into_iter().map(|p| (p, watch::Sender::new(0))).collect();
+        let entries = projections
+            .into_iter()
+            .map(|projection| Entry {
+                projection,
+                checkpoint: watch::Sender::new(0),
+                known: AtomicI64::new(UNKNOWN),
+            })
+            .collect();
         Arc::new(Self { log, entries, quiet })
     }
 
     /// The names of the projections, for the CLI.
     pub fn names(&self) -> Vec<&'static str> {
-        self.entries.iter().map(|(p, _)| p.name()).collect()
+        self.entries.iter().map(|e| e.projection.name()).collect()
     }
 
-    fn find(&self, name: &str) -> Result<&(Arc<dyn Projection>, watch::Sender<i64>), StoreError> {
+    fn find(&self, name: &str) -> Result<&Entry, StoreError> {
         self.entries
             .iter()
-            .find(|(p, _)| p.name() == name)
+            .find(|e| e.projection.name() == name)
             .ok_or_else(|| StoreError::UnknownProjection(name.to_owned()))
     }
 
     /// A receiver that changes after each round this process's worker of
     /// `name` runs.
     pub fn subscribe(&self, name: &str) -> Result<watch::Receiver<i64>, StoreError> {
-        Ok(self.find(name)?.1.subscribe())
+        Ok(self.find(name)?.checkpoint.subscribe())
     }
 
     /// Starts one worker per projection. Abort the handles to stop them.
@@ -173,12 +210,13 @@ impl Projections {
     }
 
     async fn run_worker(&self, index: usize) {
-        let (projection, checkpoint) = &self.entries[index];
+        let entry = &self.entries[index];
+        let (projection, checkpoint) = (&entry.projection, &entry.checkpoint);
         let mut heads = self.log.subscribe_heads();
         let mut failures = 0u32;
         loop {
             let started = tokio::time::Instant::now();
-            match self.round(projection.as_ref(), BATCH).await {
+            match self.round(entry, BATCH).await {
                 Ok(Round::Advanced(position)) => {
                     failures = 0;
                     checkpoint.send_replace(position);
@@ -203,7 +241,21 @@ impl Projections {
 
     /// One transaction: lock the checkpoint, apply the next batch, move the
     /// checkpoint, commit.
-    async fn round(&self, projection: &dyn Projection, batch: i64) -> Result<Round, StoreError> {
+    async fn round(&self, entry: &Entry, batch: i64) -> Result<Round, StoreError> {
+        let round = self.try_round(entry, batch).await;
+        match &round {
+            Ok(Round::Advanced(at) | Round::UpToDate(at)) => {
+                entry.known.store(*at, Ordering::SeqCst)
+            }
+            // Another worker is applying, or this round's outcome is not
+            // known (a failed commit may have committed).
+            Ok(Round::Standby) | Err(_) => entry.lost_track(),
+        }
+        round
+    }
+
+    async fn try_round(&self, entry: &Entry, batch: i64) -> Result<Round, StoreError> {
+        let projection = entry.projection.as_ref();
         let pool = self.log.background();
         let mut tx = pool.begin().await?;
         // One active worker per projection: the round locks its checkpoint's
@@ -245,8 +297,14 @@ impl Projections {
             ensure_checkpoint(pool, projection.name()).await?;
             return Ok(Round::Advanced(0));
         };
+        // Moved by rounds this process did not run: what this process
+        // derived from the read model no longer follows it.
+        if checkpoint != entry.known.load(Ordering::SeqCst) {
+            entry.lost_track();
+        }
         if head <= checkpoint {
             tx.rollback().await?;
+            projection.committed(checkpoint);
             return Ok(Round::UpToDate(checkpoint));
         }
         // A round reads at most a window of the log: the read scans positions
@@ -275,6 +333,7 @@ impl Projections {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        projection.committed(reached);
         Ok(if reached < head { Round::Advanced(reached) } else { Round::UpToDate(reached) })
     }
 
@@ -285,9 +344,10 @@ impl Projections {
     }
 
     async fn catch_up_by(&self, name: &str, batch: i64) -> Result<i64, StoreError> {
-        let (projection, checkpoint) = self.find(name)?;
+        let entry = self.find(name)?;
+        let checkpoint = &entry.checkpoint;
         loop {
-            match self.round(projection.as_ref(), batch).await? {
+            match self.round(entry, batch).await? {
                 Round::Advanced(position) => {
                     checkpoint.send_replace(position);
                 }
@@ -303,7 +363,8 @@ impl Projections {
     /// Empties the read model and its checkpoint, then replays the whole log into
     /// it. Returns the position reached.
     pub async fn rebuild(&self, name: &str) -> Result<i64, StoreError> {
-        let (projection, checkpoint) = self.find(name)?;
+        let entry = self.find(name)?;
+        let (projection, checkpoint) = (&entry.projection, &entry.checkpoint);
         let pool = self.log.background();
         ensure_checkpoint(pool, projection.name()).await?;
         let mut tx = pool.begin().await?;
@@ -320,6 +381,7 @@ impl Projections {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        entry.lost_track();
         checkpoint.send_replace(0);
         // The replay runs in bounded batches (see `REBUILD_BATCH`).
         self.catch_up_by(name, REBUILD_BATCH).await
@@ -333,7 +395,8 @@ impl Projections {
         position: i64,
         timeout: Duration,
     ) -> Result<bool, StoreError> {
-        let (projection, checkpoint) = self.find(name)?;
+        let entry = self.find(name)?;
+        let (projection, checkpoint) = (&entry.projection, &entry.checkpoint);
         if position <= 0 {
             return Ok(true);
         }

@@ -60,7 +60,7 @@ async fn world() -> World {
             Arc::new(CompanyRegistry),
             Arc::new(StudentDirectory),
             Arc::new(OfferBoard),
-            Arc::new(PlacementBoard),
+            Arc::new(PlacementBoard::default()),
         ],
     );
     World { bus: CommandBus::new(Arc::clone(&log)), log, projections, workers }

@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use stagepact_store::placements;
 use utoipa::{IntoParams, ToSchema};
@@ -12,6 +13,7 @@ use super::placements::{PlacementView, view};
 use super::{ReadProblems, today};
 use crate::auth::{Principal, Role};
 use crate::extract::AppQuery;
+use crate::overviews::Rendered;
 use crate::problem::{ApiError, FieldError};
 use crate::server::AppState;
 
@@ -70,11 +72,18 @@ pub async fn get_my_overview(
     State(state): State<AppState>,
     principal: Principal,
     AppQuery(query): AppQuery<OverviewQuery>,
-) -> Result<Json<Overview>, ApiError> {
+) -> Result<Response, ApiError> {
     let (school, student_id) = student(&principal)?;
-    state.await_projection(placements::NAME, query.min_position).await?;
     let today = today();
-    let entries = placements::of_student(&state.pool, &school, &student_id, OVERVIEW_LIMIT).await?;
+    let key = (school, student_id);
+    // As this process last rendered it, while the board has not changed it.
+    if let Some(rendered) = state.overviews.get(&key, today, query.min_position) {
+        return Ok(rendered.response());
+    }
+    state.await_projection(placements::NAME, query.min_position).await?;
+    let (school, student_id) = key;
+    let (entries, read_at) =
+        placements::of_student(&state.pool, &school, &student_id, OVERVIEW_LIMIT).await?;
     let mut items: Vec<OverviewItem> = entries
         .into_iter()
         .map(|entry| OverviewItem {
@@ -84,7 +93,13 @@ pub async fn get_my_overview(
         .collect();
     // Open placements first: the ones with something to do.
     items.sort_by_key(|item| item.next_action.is_none());
-    Ok(Json(Overview { school, student_id, placements: items }))
+    let overview = Overview { school, student_id, placements: items };
+    let rendered = Rendered::json(&overview).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    if let Some(read_at) = read_at {
+        let key = (overview.school, overview.student_id);
+        state.overviews.put(key, today, read_at, rendered.clone());
+    }
+    Ok(rendered.response())
 }
 
 /// Cursor of the timeline.
