@@ -7,6 +7,14 @@ mod database;
 
 use clap::Parser;
 
+/// mimalloc instead of the C library's allocator. A request allocates and
+/// frees many small objects on one thread and hands buffers to another;
+/// glibc's malloc spent about a quarter of the server's CPU on that in the
+/// soak, a good part of it consolidating freed chunks (BENCHMARKS.md, "Soak",
+/// runs W to Z).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();

@@ -40,15 +40,11 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
 use crate::log::{HEAD_CHANNEL, HeadWatch, TYPES_CHANNEL};
 
-/// Appending tasks, each with its connection. Two, so that the next batch
-/// waits for the head row while the one before it flushes: it goes ahead the
-/// moment the row is free, a round trip sooner.
-pub(crate) const APPENDERS: usize = 2;
 /// Most commands in one batch.
 const MAX_COMMANDS: usize = 500;
 /// Most events in one batch (a batch stops taking commands once it has these).
@@ -109,22 +105,24 @@ pub(crate) struct Appender {
 }
 
 impl Appender {
-    /// Starts the appending tasks on connections made with `options`. They
-    /// end when the appender is dropped.
+    /// Starts the appending task on a connection made with `options`. It
+    /// ends when the appender is dropped.
     pub(crate) fn start(options: PgConnectOptions, heads: Arc<HeadWatch>) -> Self {
-        // One plan for the one statement these sessions run. PostgreSQL would
+        // One plan for the one statement this session runs. PostgreSQL would
         // plan it anew on every call: a custom plan knows the arrays' lengths
         // and so looks cheaper than the generic one, whose plan is the same.
         // Planning cost about a quarter of a millisecond, a third of the
         // statement's own time (BENCHMARKS.md, "Placement lifecycle", runs I).
         let options = options.options([("plan_cache_mode", "force_generic_plan")]);
+        // One task, on one session. A second one, sending the next batch while
+        // the one before it flushes, answered no sooner and cost more: at a
+        // given load the commands split into twice the batches, each a
+        // statement and a WAL flush of its own (0.74 transactions and 0.28
+        // flushes per command against 0.48 and 0.17; commands/s +25 %:
+        // BENCHMARKS.md, "Placement lifecycle", runs J).
         let (queue, received) = mpsc::channel(QUEUE);
-        let received = Arc::new(Mutex::new(received));
-        for _ in 0..APPENDERS {
-            let task =
-                Task { options: options.clone(), heads: Arc::clone(&heads), connection: None };
-            tokio::spawn(task.run(Arc::clone(&received)));
-        }
+        let task = Task { options, heads, connection: None };
+        tokio::spawn(task.run(received));
         Self { queue }
     }
 
@@ -136,7 +134,7 @@ impl Appender {
     }
 }
 
-/// The appending tasks are gone (the runtime is shutting down).
+/// The appending task is gone (the runtime is shutting down).
 fn stopped() -> StoreError {
     StoreError::Unavailable(sqlx::Error::PoolClosed)
 }
@@ -150,8 +148,8 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, received: Arc<Mutex<mpsc::Receiver<Pending>>>) {
-        while let Some(batch) = next_batch(&received).await {
+    async fn run(mut self, mut received: mpsc::Receiver<Pending>) {
+        while let Some(batch) = next_batch(&mut received).await {
             self.write(batch).await;
         }
     }
@@ -290,8 +288,7 @@ fn answer_taken(batch: Vec<Pending>) {
 
 /// The commands waiting now (at least one: it waits for the first), up to
 /// a batch's limits. `None` once the appender is gone.
-async fn next_batch(received: &Mutex<mpsc::Receiver<Pending>>) -> Option<Vec<Pending>> {
-    let mut received = received.lock().await;
+async fn next_batch(received: &mut mpsc::Receiver<Pending>) -> Option<Vec<Pending>> {
     let first = received.recv().await?;
     let mut events = first.events.events.len();
     let mut batch = vec![first];

@@ -24,6 +24,9 @@ pub struct ReadPhase {
     db: PerUnit,
     statements: Vec<StatementStat>,
     seconds: u64,
+    /// Overviews the server kept at the end (see `stagepact_api::overviews`),
+    /// and their bytes.
+    kept: (usize, u64),
 }
 
 /// Runs one read phase with its database counters (and statements).
@@ -50,7 +53,8 @@ pub async fn read_phase(
         crate::reads::run(env, reads, options.readers, pace, options.read_seconds).await?;
     let db = before.per_unit(DbCounters::read(&env.pool).await?, outcome.requests);
     let statements = super::statements(env, options).await?;
-    Ok(ReadPhase { outcome, db, statements, seconds: options.read_seconds })
+    let kept = env.state.overviews.size();
+    Ok(ReadPhase { outcome, db, statements, seconds: options.read_seconds, kept })
 }
 
 impl ReadPhase {
@@ -110,6 +114,12 @@ impl ReadPhase {
             },
             format!("  {}", reads.cpu.line(reads.requests, "request")),
             format!("  PostgreSQL work per request: {}", self.db.line()),
+            format!(
+                "  overviews the server keeps: {} ({:.1} MiB of at most {} MiB)",
+                self.kept.0,
+                self.kept.1 as f64 / 1_048_576.0,
+                stagepact_api::overviews::OVERVIEW_CACHE_BYTES / 1_048_576
+            ),
         ];
         if !self.statements.is_empty() {
             lines.push("  top statements (pg_stat_statements; per unit = per request):".into());
@@ -138,6 +148,8 @@ impl ReadPhase {
                 Pace::Rate(_) => Value::Null,
             },
             "met": self.met(),
+            "overviews_kept": self.kept.0,
+            "overviews_kept_bytes": self.kept.1,
             "cpu": reads.cpu.to_json(reads.requests),
             "postgresql_per_request": self.db.to_json(),
             "top_statements": dbstats::statements_json(&self.statements, reads.requests),
