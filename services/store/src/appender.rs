@@ -280,6 +280,7 @@ fn answer_appended(batch: Vec<Pending>, head: i64, heads: &HeadWatch) {
     heads.advance(last, Some(types));
 }
 
+/// Tells every command in `batch` that it lost its race: nothing recorded.
 fn answer_taken(batch: Vec<Pending>) {
     for pending in batch {
         let _ = pending.reply.send(Ok(Appended::Taken));
@@ -315,9 +316,7 @@ fn refuse_overlaps(batch: Vec<Pending>) -> Vec<Pending> {
         }
         free
     });
-    for pending in lost {
-        let _ = pending.reply.send(Ok(Appended::Taken));
-    }
+    answer_taken(lost);
     kept
 }
 
