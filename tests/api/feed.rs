@@ -162,6 +162,34 @@ async fn a_long_poll_returns_as_soon_as_a_matching_event_exists() {
     assert_eq!(types(&answered), ["nl.stagepact.company.recognition_suspended"]);
 }
 
+/// A follower at the head polls again as soon as it has its page: the feed
+/// answers it with what 50 ms brought (as `listEvents` documents), not with
+/// each event on its own, so a busy log costs each follower at most one read
+/// per 50 ms. A page that is full, or a call without `wait`, is not held.
+#[tokio::test]
+async fn a_long_poll_gathers_a_page_that_is_not_full_for_50_ms() {
+    let app = spawn_app().await;
+    let sbb = app.sbb();
+    let head = page(&app, "", &sbb).await["next"].as_i64().expect("next");
+    app.recognised_company("lb-4").await;
+    let recorded = types(&page(&app, &format!("?after={head}"), &sbb).await);
+    assert!(recorded.len() >= 2, "registering and recognising record events: {recorded:?}");
+
+    let sent = std::time::Instant::now();
+    let gathered = page(&app, &format!("?after={head}&wait=20"), &sbb).await;
+    assert!(
+        sent.elapsed() >= Duration::from_millis(50),
+        "a page that is not full was answered before 50 ms had passed: {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(types(&gathered), recorded, "the gathered page holds every event after `after`");
+
+    // A full page: the first event, and a cursor at it (not past the rest).
+    let full = page(&app, &format!("?after={head}&wait=20&limit=1"), &sbb).await;
+    assert_eq!(types(&full), &recorded[..1]);
+    assert_eq!(full["next"], full["events"][0]["position"]);
+}
+
 #[tokio::test]
 async fn bad_feed_queries_are_problems() {
     let app = spawn_app().await;

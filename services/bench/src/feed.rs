@@ -93,7 +93,7 @@ pub async fn run(env: &Env, events: i64) -> anyhow::Result<FeedOutcome> {
     let reader = runtime.spawn(read_feed(http, env.base.clone(), env.token.clone()));
     let read = reader.await.context("the feed reader failed");
     let cpu = cpu_before.until(CpuSample::now());
-    runtime.shutdown_background();
+    drop(runtime);
     let (events_read, elapsed, page_latencies) = read??;
     Ok(FeedOutcome {
         seeded: events,

@@ -148,12 +148,33 @@ impl LoadOutcome {
     }
 }
 
+/// A load generator's runtime. It is dropped inside the benchmark's own
+/// runtime, where dropping a runtime the ordinary way panics (and an error
+/// that returned early was lost in the panic), so it shuts down in the
+/// background instead.
+pub struct LoadRuntime(Option<tokio::runtime::Runtime>);
+
+impl std::ops::Deref for LoadRuntime {
+    type Target = tokio::runtime::Runtime;
+
+    fn deref(&self) -> &Self::Target {
+        // Taken only by `drop`.
+        self.0.as_ref().expect("a load runtime is there until dropped")
+    }
+}
+
+impl Drop for LoadRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// A runtime for a load generator, on its own threads (named
 /// [`LOAD_THREAD_PREFIX`]) so that its CPU use can be told apart from the
 /// server's, with an HTTP client whose connections it drives.
-pub fn client_runtime(
-    connections: usize,
-) -> anyhow::Result<(tokio::runtime::Runtime, reqwest::Client)> {
+pub fn client_runtime(connections: usize) -> anyhow::Result<(LoadRuntime, reqwest::Client)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name(LOAD_THREAD_PREFIX)
@@ -166,7 +187,7 @@ pub fn client_runtime(
         .timeout(Duration::from_secs(30))
         .build()
         .context("building the load generator's HTTP client")?;
-    Ok((runtime, http))
+    Ok((LoadRuntime(Some(runtime)), http))
 }
 
 /// Runs `clients` clients for `seconds`, each alternating suspend and reinstate
@@ -209,7 +230,7 @@ pub async fn run_load(
     let elapsed = start.elapsed();
     let probe = probe.await.context("the probe failed")?;
     let cpu = cpu_before.until(CpuSample::now());
-    runtime.shutdown_background();
+    drop(runtime);
     Ok(LoadOutcome {
         commands: latencies.len() as u64,
         errors,

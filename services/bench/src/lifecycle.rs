@@ -96,7 +96,14 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
     if options.statement_stats {
         dbstats::reset_statements(&env.pool).await?;
     }
-    let walk = walk::run(env, Arc::clone(&population), 0..count, None, population.clients).await?;
+    let walk = walk::run(
+        env,
+        Arc::clone(&population),
+        0..count,
+        walk::Pace::Closed(None),
+        population.clients,
+    )
+    .await?;
     let walk_db = db_before.per_unit(DbCounters::read(&env.pool).await?, walk.commands);
     let walk_statements = statements(env, options).await?;
     if walk.errors > 0 {

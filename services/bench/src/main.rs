@@ -149,7 +149,7 @@ struct Args {
     soak_share: f64,
     /// Soak scenario: the highest maximum command rate (commands/s) the
     /// population is sized for.
-    #[arg(long, default_value_t = 4_000.0)]
+    #[arg(long, default_value_t = 6_000.0)]
     soak_rate_ceiling: f64,
     /// Soak scenario: a fixed command rate (commands/s) instead of the share
     /// of the measured maximum, to compare runs on a machine whose maximum

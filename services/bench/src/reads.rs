@@ -143,7 +143,7 @@ pub async fn run(
         outcome.last_response = outcome.last_response.max(own.last_response);
     }
     let cpu = cpu_before.until(CpuSample::now());
-    runtime.shutdown_background();
+    drop(runtime);
     let end = outcome.last_response.unwrap_or(deadline);
     Ok(ReadOutcome {
         readers,

@@ -7,9 +7,9 @@
 //! Why it is built this way:
 //!
 //! - **The maximum is measured in the same run**, on the same population and
-//!   database: a closed-loop lifecycle walk of `clients × 600` placements, as
-//!   fast as the server answers (the lifecycle scenario's method), long
-//!   enough to include autovacuum and a checkpoint: 70 % of a few seconds'
+//!   database: a closed-loop lifecycle walk of two minutes, as fast as the
+//!   server answers (the lifecycle scenario's method), long enough to
+//!   include autovacuum and a checkpoint: 70 % of a few seconds'
 //!   burst on a freshly analysed database kept both cores busy (96 %) and
 //!   queued commands for seconds. The readers and the feed run beside it as
 //!   they do beside the soak: it is the command rate of the soak's whole load.
@@ -48,7 +48,7 @@ use crate::activity;
 use crate::header::Header;
 use crate::http_load::client_runtime;
 use crate::lifecycle::population;
-use crate::lifecycle::walk::{self, Pacer};
+use crate::lifecycle::walk::{self, Pace, Pacer};
 use crate::machine::{CpuSample, CpuUse};
 use crate::pulse::{self, Pulse};
 use crate::setup::Env;
@@ -58,12 +58,13 @@ use crate::stats::{Summary, round};
 const COMMANDS_PER_LIFECYCLE: f64 = 13.0;
 /// Most slots per offer in the soak's population (the API allows 1,000).
 const SLOTS_PER_OFFER: usize = 50;
-/// Placements per client of the maximum-rate walk.
-/// Long enough (about two minutes on a 2-core machine) to take in
-/// autovacuum's rounds, one a minute, and a checkpoint's writes: a maximum
-/// measured on a freshly analysed database in a few seconds is a burst the
-/// server cannot hold (`BENCHMARKS.md`, "Soak").
-const PROBE_PER_CLIENT: usize = 600;
+/// How long the maximum-rate walk runs: long enough to take in autovacuum's
+/// rounds, one a minute, and a checkpoint's writes. A maximum measured on a
+/// freshly analysed database in a few seconds is a burst the server cannot
+/// hold (`BENCHMARKS.md`, "Soak"). It was a fixed 600 placements per client,
+/// about two minutes when the server took them at 1,000 commands/s and 24 s
+/// at 5,000.
+const PROBE_LENGTH: Duration = Duration::from_secs(120);
 /// Walkers per client in the paced soak. An open-loop schedule must never wait
 /// for a free walker while the server has room: with one walker per client
 /// (16), 984 commands a second at 10 ms each keep ten of them busy, and a
@@ -344,7 +345,9 @@ async fn follow_feed(
     start: Instant,
     stop: Arc<AtomicBool>,
 ) -> Samples {
-    let mut samples = Vec::new();
+    // Room for a soak's events up front (see `walk::walk_client`): a million
+    // samples, 32 MiB, resident only as they are written.
+    let mut samples = Vec::with_capacity(1 << 20);
     while !stop.load(Ordering::Relaxed) {
         let url = format!("{base}/v1/events?after={after}&limit=1000&wait=2");
         let sent = Instant::now();
@@ -471,7 +474,10 @@ async fn log_head(env: &Env) -> anyhow::Result<i64> {
 pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Result<(String, Value)> {
     let Options { clients, schools, minutes, share, .. } = *options;
     let length = Duration::from_secs(minutes * 60);
-    let probe = clients * PROBE_PER_CLIENT;
+    // Enough placements for the maximum's walk at the highest maximum expected.
+    let probe = (options.rate_ceiling * PROBE_LENGTH.as_secs_f64() / COMMANDS_PER_LIFECYCLE).ceil()
+        as usize;
+    let probe = probe.next_multiple_of(clients);
     // Sized for the highest rate the soak may run at: the fixed one, or the
     // share of the highest maximum expected.
     let highest_rate = options.rate.unwrap_or(options.rate_ceiling * share);
@@ -511,9 +517,17 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         &beside_max,
     );
     eprintln!(
-        "soak: the maximum rate, {clients} clients walking {probe} lifecycles, with the readers and the feed ..."
+        "soak: the maximum rate, {clients} clients walking lifecycles for {} s, with the readers and the feed ...",
+        PROBE_LENGTH.as_secs()
     );
-    let max = walk::run(env, Arc::clone(&population), 0..probe, None, clients).await;
+    let max = walk::run(
+        env,
+        Arc::clone(&population),
+        0..probe,
+        Pace::Closed(Some(PROBE_LENGTH)),
+        clients,
+    )
+    .await;
     beside_max.store(true, Ordering::Relaxed);
     let (max_reads, max_feed) = max_side.join().await?;
     let max_side_figures = SideFigures::of(&max_reads, &max_feed);
@@ -584,7 +598,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         env,
         Arc::clone(&population),
         probe..population.students.len(),
-        Some(pacer),
+        Pace::Open(pacer),
         walkers,
     )
     .await?;
@@ -597,7 +611,7 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
         holders.await.context("the transaction watcher failed")?;
     holders.sort_by(|a, b| b.open_ms.total_cmp(&a.open_ms));
     holders.truncate(SLOWEST_SECONDS);
-    side.shutdown_background();
+    drop(side);
 
     // Per minute of the schedule. The lifecycles under way at the deadline
     // finish after it (the drain): their commands count in the totals and the
@@ -830,6 +844,9 @@ pub async fn run(options: &Options, header: &Header, env: &Env) -> anyhow::Resul
             "machine_typical_second": typical(&pulses).to_json(),
             "sessions_over_the_soak": activity::to_json(&activity::busiest(&sessions, SESSION_STATES)),
             "machine_by_second": pulses.iter().map(|p| p.to_json()).collect::<Vec<_>>(),
+            // The process's resident set every 5 s (seconds since the start, MiB):
+            // whether it grows steadily or in steps.
+            "rss_every_5_s": memory.iter().map(|&(at, mib, _)| json!([round(f64::from(at)), round(mib)])).collect::<Vec<_>>(),
             "longest_open_writing_transactions": holders.iter().map(|h| json!({
                 "at_s": round(f64::from(h.at)), "open_ms": round(h.open_ms), "what": h.what,
             })).collect::<Vec<_>>(),

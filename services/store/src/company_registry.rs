@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use stagepact_domain::company::{Company, CompanyRecord};
 
 use crate::StoreError;
-use crate::fold::{Touched, decode, fold};
+use crate::fold::{Document, Touched, decode, fold};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -90,7 +90,7 @@ async fn save(
         rows.sectors.push(record.sector.to_string());
         rows.regions.push(record.region.to_string());
         rows.statuses.push(record.status().as_str());
-        rows.records.push(serde_json::to_value(record)?);
+        rows.records.push(Document::from(record));
         rows.versions.push(last.version);
         rows.positions.push(last.position);
         rows.updated.push(last.at);
@@ -145,13 +145,13 @@ async fn save(
 
 /// Column arrays for the batched writes.
 #[derive(Default)]
-struct Rows {
+struct Rows<'r> {
     ids: Vec<String>,
     names: Vec<String>,
     sectors: Vec<String>,
     regions: Vec<String>,
     statuses: Vec<&'static str>,
-    records: Vec<serde_json::Value>,
+    records: Vec<Document<'r, CompanyRecord>>,
     versions: Vec<i64>,
     positions: Vec<i64>,
     updated: Vec<DateTime<Utc>>,

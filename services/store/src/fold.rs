@@ -23,6 +23,12 @@ pub(crate) struct Touched {
     pub at: DateTime<Utc>,
 }
 
+/// A record bound as a `jsonb` parameter: serialised straight into the
+/// statement's buffer, not built as a `serde_json::Value` tree first (a tree
+/// per record per round, then its serialisation, was a seventh of the server's
+/// CPU in the soak in the indicators alone; BENCHMARKS.md, "Soak").
+pub(crate) type Document<'r, R> = sqlx::types::Json<&'r R>;
+
 /// A read model's JSON document column, decoded straight from the row's bytes
 /// into its type (not through a `serde_json::Value` tree first: a placement
 /// record is read on every overview).

@@ -19,7 +19,7 @@ use stagepact_domain::values::Period;
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::fold::{Touched, decode, fold, uuid_id};
+use crate::fold::{Document, Touched, decode, fold, uuid_id};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -82,7 +82,7 @@ async fn save(
         schools.push(record.opened.school.to_string());
         statuses.push(record.status());
         pending.push(!record.pending().is_empty());
-        rows.push(serde_json::to_value(record)?);
+        rows.push(Document::from(record));
         versions.push(last.version);
         positions.push(last.position);
         updated.push(last.at);

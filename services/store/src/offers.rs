@@ -11,7 +11,7 @@ use stagepact_domain::offer::{Offer, OfferRecord};
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::fold::{Touched, decode, fold, uuid_id};
+use crate::fold::{Document, Touched, decode, fold, uuid_id};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -74,7 +74,7 @@ async fn save(
         rows.withdrawn.push(record.withdrawn);
         rows.free_slots.push(i32::try_from(record.free_slots()).unwrap_or(i32::MAX));
         rows.matchable.push(offer.open_for_matching);
-        rows.records.push(serde_json::to_value(record)?);
+        rows.records.push(Document::from(record));
         rows.versions.push(last.version);
         rows.positions.push(last.position);
         rows.updated.push(last.at);
@@ -125,7 +125,7 @@ async fn save(
 
 /// Column arrays for the batched write.
 #[derive(Default)]
-struct Rows {
+struct Rows<'r> {
     ids: Vec<Uuid>,
     companies: Vec<String>,
     qualifications: Vec<String>,
@@ -136,7 +136,7 @@ struct Rows {
     withdrawn: Vec<bool>,
     free_slots: Vec<i32>,
     matchable: Vec<bool>,
-    records: Vec<serde_json::Value>,
+    records: Vec<Document<'r, OfferRecord>>,
     versions: Vec<i64>,
     positions: Vec<i64>,
     updated: Vec<DateTime<Utc>>,

@@ -12,7 +12,7 @@ use stagepact_domain::placement::{Placement, PlacementRecord};
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::fold::{Touched, decode, fold, uuid_id};
+use crate::fold::{Document, Touched, decode, fold, uuid_id};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -133,7 +133,7 @@ async fn save(
         rows.statuses.push(record.status.as_str());
         rows.flagged.push(record.flagged());
         rows.overdue_from.push(record.overdue_from());
-        rows.records.push(serde_json::to_value(record)?);
+        rows.records.push(Document::from(record));
         rows.versions.push(last.version);
         rows.positions.push(last.position);
         rows.updated.push(last.at);
@@ -172,7 +172,7 @@ async fn save(
 
 /// Column arrays for the batched write.
 #[derive(Default)]
-struct Rows {
+struct Rows<'r> {
     ids: Vec<Uuid>,
     schools: Vec<String>,
     student_ids: Vec<String>,
@@ -181,7 +181,7 @@ struct Rows {
     statuses: Vec<&'static str>,
     flagged: Vec<bool>,
     overdue_from: Vec<Option<NaiveDate>>,
-    records: Vec<serde_json::Value>,
+    records: Vec<Document<'r, PlacementRecord>>,
     versions: Vec<i64>,
     positions: Vec<i64>,
     updated: Vec<DateTime<Utc>>,

@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgPool, Row};
 use stagepact_domain::student::{Student, StudentRecord};
 
 use crate::StoreError;
-use crate::fold::{Touched, decode, fold};
+use crate::fold::{Document, Touched, decode, fold};
 use crate::log::LoggedEvent;
 
 /// The projection's name.
@@ -66,7 +66,7 @@ async fn save(
         rows.keys.push(key.clone());
         rows.schools.push(record.school.to_string());
         rows.student_ids.push(record.student_id.to_string());
-        rows.records.push(serde_json::to_value(record)?);
+        rows.records.push(Document::from(record));
         rows.versions.push(last.version);
         rows.positions.push(last.position);
         rows.updated.push(last.at);
@@ -95,11 +95,11 @@ async fn save(
 
 /// Column arrays for the batched write.
 #[derive(Default)]
-struct Rows {
+struct Rows<'r> {
     keys: Vec<String>,
     schools: Vec<String>,
     student_ids: Vec<String>,
-    records: Vec<serde_json::Value>,
+    records: Vec<Document<'r, StudentRecord>>,
     versions: Vec<i64>,
     positions: Vec<i64>,
     updated: Vec<DateTime<Utc>>,

@@ -107,10 +107,16 @@ impl Pacer {
     pub fn start(&self) -> Instant {
         self.start.into_std()
     }
+}
 
-    fn over(&self) -> bool {
-        Instant::now() >= self.deadline
-    }
+/// How the walkers send their commands.
+#[derive(Clone)]
+pub enum Pace {
+    /// Closed loop: a walker's next command as soon as its last is answered.
+    /// With a length, no lifecycle starts after it; without, the whole range.
+    Closed(Option<Duration>),
+    /// Open loop, on the pacer's schedule, until its deadline.
+    Open(Arc<Pacer>),
 }
 
 /// Error bodies kept for the report.
@@ -226,12 +232,12 @@ impl WalkOutcome {
 /// Walks the placements `range` of `population` through their lifecycle,
 /// `walkers` at a time (a multiple of the population's clients), on a runtime
 /// and HTTP client of their own; as fast as the server answers, or on
-/// `pacer`'s schedule.
+/// a schedule (see [`Pace`]).
 pub async fn run(
     env: &Env,
     population: Arc<Population>,
     range: Range<usize>,
-    pacer: Option<Arc<Pacer>>,
+    pace: Pace,
     walkers: usize,
 ) -> anyhow::Result<WalkOutcome> {
     // Walker `w` walks the placements `p ≡ w` (mod `walkers`): all of one
@@ -246,13 +252,26 @@ pub async fn run(
     let bodies: Arc<Vec<String>> = Arc::new(bodies());
     let cpu_before = CpuSample::now();
     // Paced, times count from the schedule's start, as the soak's other samples do.
-    let start = pacer.as_ref().map_or_else(Instant::now, |p| p.start());
+    let (start, until, pacer) = match pace {
+        Pace::Closed(length) => {
+            let start = Instant::now();
+            (start, length.map(|length| start + length), None)
+        }
+        Pace::Open(pacer) => (pacer.start(), Some(pacer.deadline), Some(pacer)),
+    };
     let mut tasks = Vec::new();
     for walker in 0..walkers {
         let (http, base) = (http.clone(), env.base.clone());
         let (population, bodies) = (Arc::clone(&population), Arc::clone(&bodies));
-        let walk =
-            Walk { population, bodies, range: range.clone(), pacer: pacer.clone(), start, walkers };
+        let walk = Walk {
+            population,
+            bodies,
+            range: range.clone(),
+            pacer: pacer.clone(),
+            until,
+            start,
+            walkers,
+        };
         tasks.push(runtime.spawn(walk_client(http, base, walk, walker)));
     }
     let mut latencies = vec![Vec::new(); STEPS.len()];
@@ -279,7 +298,7 @@ pub async fn run(
     }
     let elapsed = start.elapsed();
     let cpu = cpu_before.until(CpuSample::now());
-    runtime.shutdown_background();
+    drop(runtime);
     first_errors.truncate(FIRST_ERRORS);
     completed_placements.sort_unstable();
     let everything: Vec<f64> = latencies.iter().flatten().copied().collect();
@@ -310,6 +329,8 @@ struct Walk {
     range: Range<usize>,
     walkers: usize,
     pacer: Option<Arc<Pacer>>,
+    /// No lifecycle starts after this.
+    until: Option<Instant>,
     start: Instant,
 }
 
@@ -321,19 +342,24 @@ async fn walk_client(
     walk: Walk,
     walker: usize,
 ) -> ClientOutcome {
-    let Walk { population, bodies, range, pacer, start, walkers } = walk;
+    let Walk { population, bodies, range, pacer, until, start, walkers } = walk;
+    // The records take their room up front: grown by doubling during a soak,
+    // they moved and left copies behind in steps that the soak's memory
+    // check could not tell from the server's growth. Room not yet written
+    // is not resident.
+    let placements = range.len().div_ceil(walkers);
     let mut outcome = ClientOutcome {
-        latencies_ms: vec![Vec::new(); STEPS.len()],
+        latencies_ms: vec![Vec::with_capacity(placements); STEPS.len()],
         errors: vec![0; STEPS.len()],
         error_kinds: BTreeMap::new(),
         first_errors: Vec::new(),
-        completed: Vec::new(),
-        timeline: Vec::new(),
+        completed: Vec::with_capacity(placements),
+        timeline: Vec::with_capacity(placements * STEPS.len()),
         error_times: Vec::new(),
     };
     let first = range.start + (walker + walkers - range.start % walkers) % walkers;
     for placement in (first..range.end).step_by(walkers) {
-        if pacer.as_ref().is_some_and(|p| p.over()) {
+        if until.is_some_and(|until| Instant::now() >= until) {
             break;
         }
         let student = &population.students[placement];

@@ -103,7 +103,7 @@ pub async fn run(
     }
     let elapsed = start.elapsed();
     let cpu = cpu_before.until(CpuSample::now());
-    runtime.shutdown_background();
+    drop(runtime);
     first_errors.truncate(FIRST_ERRORS);
     Ok(BatchOutcome {
         ok: latencies.len() as u64,

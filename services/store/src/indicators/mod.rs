@@ -31,7 +31,7 @@ use stagepact_domain::report::{Ground, Report, ReportEvent, working_days_between
 use stagepact_domain::student::{Student, StudentEvent, StudentRecord, student_key};
 use uuid::Uuid;
 
-use crate::fold::uuid_id;
+use crate::fold::{Document, uuid_id};
 use crate::log::LoggedEvent;
 use crate::{StoreError, Vault};
 
@@ -685,10 +685,10 @@ impl Batch {
             rows.regions.push(wish.map(|w| w.region.to_string()));
             // A text[] per row, as JSON: unnest cannot take a 2-D array of
             // rows with different lengths.
-            rows.sectors.push(serde_json::to_value(
-                wish.map(|w| w.sectors.iter().map(ToString::to_string).collect::<Vec<_>>())
+            rows.sectors.push(sqlx::types::Json(
+                wish.map(|w| w.sectors.iter().map(ToString::to_string).collect())
                     .unwrap_or_default(),
-            )?);
+            ));
             rows.wish_years.push(student.wish_year);
             rows.holding.push(student.held.holding);
             rows.completed_since_wish.push(student.held.completed_since_wish);
@@ -696,7 +696,7 @@ impl Batch {
             for (column, value) in rows.columns.iter_mut().zip(count.columns) {
                 column.push(value);
             }
-            rows.records.push(serde_json::to_value(record)?);
+            rows.records.push(Document::from(record));
         }
         let [seeking, without, first_year_bol, matched_bol] = &rows.columns;
         sqlx::query(
@@ -767,7 +767,7 @@ impl Batch {
             for (column, value) in rows.columns.iter_mut().zip(count.columns) {
                 column.push(value);
             }
-            rows.records.push(serde_json::to_value(record)?);
+            rows.records.push(Document::from(record));
         }
         let c = &rows.columns;
         sqlx::query(
@@ -925,11 +925,11 @@ impl Batch {
 
 /// Upserts the folded records of a batch (`sql` takes the keys as `$1` and
 /// the records as `$2`).
-async fn save_records<K>(
+async fn save_records<K, R: serde::Serialize + Sync>(
     tx: &mut PgConnection,
     sql: &str,
     keys: &[K],
-    records: &[Value],
+    records: &[Document<'_, R>],
 ) -> Result<(), StoreError>
 where
     K: for<'q> sqlx::Encode<'q, sqlx::Postgres>
@@ -954,22 +954,22 @@ struct CountRows {
 }
 
 #[derive(Default)]
-struct StudentRows {
+struct StudentRows<'r> {
     keys: Vec<String>,
     schools: Vec<String>,
     qualifications: Vec<String>,
     regions: Vec<Option<String>>,
-    sectors: Vec<Value>,
+    sectors: Vec<sqlx::types::Json<Vec<String>>>,
     wish_years: Vec<Option<i32>>,
     holding: Vec<i32>,
     completed_since_wish: Vec<i32>,
     matched: Vec<i32>,
     columns: [Vec<i16>; 4],
-    records: Vec<Value>,
+    records: Vec<Document<'r, StudentRecord>>,
 }
 
 #[derive(Default)]
-struct PlacementRows {
+struct PlacementRows<'r> {
     ids: Vec<Uuid>,
     student_keys: Vec<String>,
     schools: Vec<String>,
@@ -984,7 +984,7 @@ struct PlacementRows {
     school_years: Vec<i32>,
     allowances: Vec<Option<i64>>,
     columns: [Vec<i16>; 9],
-    records: Vec<Value>,
+    records: Vec<Document<'r, PlacementRecord>>,
 }
 
 #[derive(Default)]
