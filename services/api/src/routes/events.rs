@@ -273,14 +273,14 @@ pub async fn list_events(
     let deadline = arrived + params.wait;
     let mut shutdown = state.shutdown.clone();
     let mut after = params.after;
-    let (events, upto) = loop {
+    let (events, upto, full) = loop {
         let seen_head = state.log.head();
         let looked = tokio::time::Instant::now();
         let (events, upto) = state.log.read_until_head(after, params.limit, &filter).await?;
         let full = events.len() as i64 == params.limit;
         let gathered = looked >= arrived + GATHER;
         if full || (!events.is_empty() && gathered) || looked >= deadline || *shutdown.borrow() {
-            break (events, upto);
+            break (events, upto, full);
         }
         if events.is_empty() {
             // Nothing for this caller up to `upto`: the next look starts there.
@@ -306,7 +306,6 @@ pub async fn list_events(
     };
     // A page that is not full has seen everything up to `upto`, so the cursor
     // moves past events the caller does not see or did not ask for.
-    let full = events.len() as i64 == params.limit;
     let next = match events.last() {
         Some(last) if full => last.position,
         _ => upto.max(params.after),
